@@ -1,0 +1,1 @@
+"""moodcam trainer: the desktop side. Imports TensorFlow lazily, and edge.preprocess for crops."""

@@ -1,0 +1,28 @@
+"""moodcam-train fit DATA... --out runs/NAME [--config hparams.toml] [--resume]"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "train the CNN on one or more data sets"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("data", nargs="+", type=Path, help=".npz data sets or <label>/ folders of face pictures, mixed")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs, curves)")
+    p.add_argument("--val", type=Path, nargs="*", default=[], help="validation data; default: a stratified part of DATA")
+    p.add_argument("--config", type=Path, help="hyper-parameters TOML (keys of trainer.hparams.HParams)")
+    p.add_argument("--epochs", type=int, help="override the epoch count")
+    p.add_argument("--batch-size", type=int, help="override the batch size")
+    p.add_argument("--optimizer", choices=["adamw", "rmsprop", "sgd"], help="override the optimizer")
+    p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+
+
+def run(args) -> int:
+    from trainer.fit import fit
+    from trainer.hparams import load_hparams
+
+    hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, seed=args.seed)
+    best = fit(args.data, args.out, hp, val_data=args.val, resume=args.resume)
+    print(f"best model: {best}")
+    return 0

@@ -1,0 +1,189 @@
+"""Train the CNN: mixed data sets, class weights, warm-up + cosine schedule, a checkpoint every
+epoch and ``--resume`` from the last one (training on 2 CPU cores takes hours and gets cut off).
+
+A run folder holds: ``hparams.json``, ``data.json`` (what was trained on), ``last.keras`` (every
+epoch, with optimizer state), ``best.keras`` (best validation accuracy), ``state.json``,
+``epochs.csv`` and ``curves.png``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edge.labels import LABELS
+from trainer.datasets import FaceDataset, concat, load_dataset, stratified_split
+from trainer.hparams import HParams
+
+
+def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
+    """Per-class loss weights; disgust is ~1.5% of FER2013 and would otherwise be ignored."""
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(float)
+    freq = np.where(counts > 0, counts / counts.sum(), 1.0)
+    weights = 1.0 / freq if mode == "balanced" else 1.0 / np.sqrt(freq)
+    weights = weights / np.sum(weights * np.where(counts > 0, freq, 0.0))  # mean weight per sample = 1
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def learning_rate_at(epoch: int, hp: HParams) -> float:
+    """Linear warm-up for ``warmup_epochs``, then cosine decay to 0 over the remaining epochs."""
+    if epoch < hp.warmup_epochs:
+        return hp.learning_rate * (epoch + 1) / (hp.warmup_epochs + 1)
+    span = max(1, hp.epochs - hp.warmup_epochs)
+    progress = (epoch - hp.warmup_epochs) / span
+    return hp.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(hp: HParams):
+    import keras
+
+    if hp.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(hp.learning_rate)
+    if hp.optimizer == "sgd":
+        return keras.optimizers.SGD(hp.learning_rate, momentum=0.9, nesterov=True)
+    return keras.optimizers.AdamW(hp.learning_rate, weight_decay=hp.weight_decay)
+
+
+def load_training_data(paths: list[Path], val_paths: list[Path], hp: HParams) -> tuple[FaceDataset, FaceDataset, dict]:
+    train = concat([load_dataset(p, hp.input_size) for p in paths])
+    summary = {"train_sources": [str(p) for p in paths]}
+    if val_paths:
+        val = concat([load_dataset(p, hp.input_size) for p in val_paths])
+        summary["val_sources"] = [str(p) for p in val_paths]
+    else:
+        train, val = stratified_split(train, hp.val_fraction, hp.seed)
+        summary["val_sources"] = f"{hp.val_fraction:.0%} of the training data, stratified, seed {hp.seed}"
+    if train.size != hp.input_size:
+        raise ValueError(f"faces are {train.size}px but input_size is {hp.input_size}; re-ingest or change input_size")
+    summary |= {"train_count": len(train), "val_count": len(val),
+                "train_per_class": train.class_counts(), "val_per_class": val.class_counts()}
+    return train, val, summary
+
+
+def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | None):
+    import tensorflow as tf
+
+    x = ds.faces[..., None].astype(np.float32)
+    y = ds.labels.astype(np.int32)
+    items = (x, y) if weights is None or not training else (x, y, np.array([weights[int(v)] for v in y], np.float32))
+    data = tf.data.Dataset.from_tensor_slices(items)
+    if training:
+        data = data.shuffle(len(ds), seed=hp.seed, reshuffle_each_iteration=True)
+    return data.batch(hp.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+class _RunState:
+    """``state.json``: last finished epoch, best validation accuracy and its epoch."""
+
+    def __init__(self, run: Path):
+        self.path = run / "state.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {"epoch": -1, "best_val_accuracy": -1.0, "best_epoch": -1}
+
+    def save(self):
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        os.replace(tmp, self.path)
+
+
+def _callbacks(run: Path, hp: HParams, state: _RunState):
+    import keras
+
+    class EpochBookkeeping(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.optimizer.learning_rate.assign(learning_rate_at(epoch, hp))
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            val_acc = float(logs.get("val_accuracy", -1))
+            # Save "last" first and atomically: a kill mid-save must leave the previous one usable.
+            tmp = run / "last.tmp.keras"
+            self.model.save(tmp)
+            os.replace(tmp, run / "last.keras")
+            if val_acc > state.data["best_val_accuracy"]:
+                state.data |= {"best_val_accuracy": val_acc, "best_epoch": epoch}
+                tmp = run / "best.tmp.keras"
+                self.model.save(tmp)
+                os.replace(tmp, run / "best.keras")
+            state.data["epoch"] = epoch
+            state.save()
+            plot_curves(run / "epochs.csv", run / "curves.png")
+            if epoch - state.data["best_epoch"] >= hp.early_stopping_patience:
+                print(f"early stopping: no validation gain since epoch {state.data['best_epoch'] + 1}")
+                self.model.stop_training = True
+
+    return [keras.callbacks.CSVLogger(str(run / "epochs.csv"), append=True), EpochBookkeeping()]
+
+
+def plot_curves(csv_path: Path, png_path: Path) -> None:
+    """Loss and accuracy per epoch, train vs validation."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, [float(r[key]) for r in rows], label="train")
+        if f"val_{key}" in rows[0]:
+            ax.plot(epochs, [float(r[f"val_{key}"]) for r in rows], label="validation")
+        ax.set_xlabel("epoch"); ax.set_title(key); ax.grid(alpha=0.3); ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), resume: bool = False, verbose: int = 1) -> Path:
+    """Train into ``run`` and return the path of the best model (``best.keras``)."""
+    import keras
+    import tensorflow as tf
+
+    run = Path(run)
+    if run.exists() and any(run.iterdir()) and not resume:
+        raise FileExistsError(f"run folder {run} is not empty; pass --resume to continue it or choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(hp.seed)
+    train, val, summary = load_training_data([Path(p) for p in data], [Path(p) for p in val_data], hp)
+    state = _RunState(run)
+    if resume and (run / "hparams.json").exists():
+        saved = json.loads((run / "hparams.json").read_text())
+        # Only the epoch count may change on resume (to extend a run); anything else would make
+        # the checkpoint and the new settings disagree silently.
+        changed = sorted(k for k, v in hp.to_dict().items() if k != "epochs" and saved.get(k) != v)
+        if changed:
+            raise ValueError(f"{run}/hparams.json differs from the hyper-parameters given in {changed}; "
+                             "resume with the same --config")
+    (run / "hparams.json").write_text(json.dumps(hp.to_dict(), indent=2))
+    (run / "data.json").write_text(json.dumps(summary, indent=2))
+    if resume and (run / "last.keras").exists():
+        from trainer.model import custom_objects
+
+        model = keras.models.load_model(run / "last.keras", custom_objects=custom_objects())
+        print(f"resuming {run} after epoch {state.data['epoch'] + 1}")
+    else:
+        from trainer.model import make_model
+
+        model = make_model(hp, len(LABELS))
+        model.compile(optimizer=make_optimizer(hp),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+                      metrics=["accuracy"])
+    weights = class_weights(train.labels, hp.class_weighting)
+
+    def one_hot(ds):
+        return ds.map(lambda x, y, *w: (x, tf.one_hot(y, len(LABELS)), *w))
+
+    model.fit(one_hot(_tf_dataset(train, hp, True, weights)), validation_data=one_hot(_tf_dataset(val, hp, False, None)),
+              epochs=hp.epochs, initial_epoch=state.data["epoch"] + 1,
+              callbacks=_callbacks(run, hp, state), verbose=verbose)
+    return run / "best.keras"

@@ -1,0 +1,70 @@
+"""Every training knob in one documented dataclass (MediaPipe Model Maker style).
+
+Load from TOML with :func:`load_hparams`; unknown keys fail with a close-match suggestion.
+"""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HParams:
+    # --- model ---
+    input_size: int = 48            # side of the square gray input; must match the crop contract
+    widths: tuple[int, ...] = (64, 64, 128, 256)  # conv channels per block; a 2x2 max-pool between blocks
+    convs_per_block: tuple[int, ...] = (1, 2, 2, 1)  # 3x3 convs in each block (one at 48x48: it costs most)
+    dropout: float = 0.4            # before the classifier
+    # --- optimisation ---
+    optimizer: str = "adamw"        # "adamw" (default, measured better) or "rmsprop" (the original project's)
+    learning_rate: float = 2e-3     # peak learning rate
+    weight_decay: float = 1e-4      # AdamW decoupled weight decay
+    label_smoothing: float = 0.1
+    batch_size: int = 64
+    epochs: int = 60
+    warmup_epochs: int = 2          # linear warm-up, then cosine decay to zero
+    early_stopping_patience: int = 15  # epochs without validation-accuracy gain before stopping
+    # --- data ---
+    class_weighting: str = "sqrt"   # "none", "sqrt" (sqrt inverse frequency) or "balanced"
+    val_fraction: float = 0.1       # held out of training data when no validation set is given
+    seed: int = 1337
+    # --- augmentation (train only; active inside the Keras model, off at inference) ---
+    flip: bool = True
+    shift: float = 0.1              # fraction of the side
+    rotation_deg: float = 10.0
+    zoom: float = 0.1
+    brightness: float = 0.2
+    contrast: float = 0.2
+    erase: float = 0.25             # probability of a random erased rectangle (cutout)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        d["convs_per_block"] = list(self.convs_per_block)
+        return d
+
+
+def load_hparams(path: Path | None = None, **overrides) -> HParams:
+    """HParams from a TOML file (flat keys, as in the dataclass) plus keyword overrides."""
+    data: dict = {}
+    if path is not None:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name: f for f in fields(HParams)}
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+            raise ValueError(f"{path or 'hparams'}: unknown key '{key}'{hint}")
+    for key in ("widths", "convs_per_block"):
+        if key in data:
+            data[key] = tuple(int(w) for w in data[key])
+    hp = HParams(**data)
+    if hp.optimizer not in ("adamw", "rmsprop", "sgd"):
+        raise ValueError(f"{path or 'hparams'}: key 'optimizer' is {hp.optimizer!r}; use 'adamw', 'rmsprop' or 'sgd'")
+    if hp.class_weighting not in ("none", "sqrt", "balanced"):
+        raise ValueError(f"{path or 'hparams'}: key 'class_weighting' is {hp.class_weighting!r}; use none, sqrt or balanced")
+    return hp

@@ -1,0 +1,101 @@
+"""``make_model()``: the one place the CNN is defined (keras-io style).
+
+Preprocessing travels inside the model: it takes raw gray pixels 0..255 (float), so the int8
+export's input quantization is exactly "uint8 - 128" and the edge needs no scaling code.
+Augmentation layers are inside too; Keras runs them only when training.
+"""
+from __future__ import annotations
+
+import functools
+
+from trainer.hparams import HParams
+
+
+def custom_objects() -> dict:
+    """What ``keras.models.load_model`` needs to read a saved moodcam model."""
+    return {"RandomErase": _random_erase_class()}
+
+
+def _augmenter(hp: HParams):
+    import keras
+
+    layers = []
+    if hp.flip:
+        layers.append(keras.layers.RandomFlip("horizontal"))
+    if hp.rotation_deg:
+        layers.append(keras.layers.RandomRotation(hp.rotation_deg / 360.0, fill_mode="nearest"))
+    if hp.zoom:
+        layers.append(keras.layers.RandomZoom(hp.zoom, fill_mode="nearest"))
+    if hp.shift:
+        layers.append(keras.layers.RandomTranslation(hp.shift, hp.shift, fill_mode="nearest"))
+    if hp.brightness:
+        layers.append(keras.layers.RandomBrightness(hp.brightness, value_range=(0, 255)))
+    if hp.contrast:
+        layers.append(keras.layers.RandomContrast(hp.contrast))
+    if hp.erase:
+        layers.append(RandomErase(hp.erase))
+    return keras.Sequential(layers, name="augment")
+
+
+@functools.cache
+def _random_erase_class():
+    import keras
+    import tensorflow as tf
+
+    @keras.saving.register_keras_serializable(package="moodcam")
+    class RandomErase(keras.layers.Layer):
+        """Cutout: with probability ``rate`` blank a random rectangle (1/8..1/3 of the side)."""
+
+        def __init__(self, rate: float = 0.25, **kwargs):
+            super().__init__(**kwargs)
+            self.rate = rate
+
+        def call(self, images, training=None):
+            if not training:
+                return images
+            shape = tf.shape(images)
+            n, h, w = shape[0], shape[1], shape[2]
+            size = tf.cast(tf.cast(h, tf.float32) * tf.random.uniform([n, 1, 1, 1], 0.125, 0.33), tf.int32)
+            cy = tf.random.uniform([n, 1, 1, 1], 0, h, dtype=tf.int32)
+            cx = tf.random.uniform([n, 1, 1, 1], 0, w, dtype=tf.int32)
+            ys = tf.reshape(tf.range(h), [1, -1, 1, 1])
+            xs = tf.reshape(tf.range(w), [1, 1, -1, 1])
+            inside = (tf.abs(ys - cy) <= size // 2) & (tf.abs(xs - cx) <= size // 2)
+            apply = tf.random.uniform([n, 1, 1, 1]) < self.rate
+            mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+            return tf.where(inside & apply, mean, images)
+
+        def get_config(self):
+            return super().get_config() | {"rate": self.rate}
+
+    return RandomErase
+
+
+def RandomErase(rate: float):  # noqa: N802 - reads like the layer it builds
+    return _random_erase_class()(rate)
+
+
+def make_model(hp: HParams = HParams(), num_classes: int = 7):
+    """The expression CNN: VGG-style conv blocks, BatchNorm, global average pooling.
+
+    Sized for the Pi: a few hundred thousand parameters (under 1 MB as int8) and well under
+    100 M multiply-adds per face.
+    """
+    import keras
+
+    inputs = keras.Input((hp.input_size, hp.input_size, 1), name="gray")
+    augment = _augmenter(hp)
+    x = augment(inputs) if augment.layers else inputs
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="to_unit")(x)
+    for block, (width, convs) in enumerate(zip(hp.widths, hp.convs_per_block)):
+        last = block == len(hp.widths) - 1
+        for conv in range(convs):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"b{block}c{conv}")(x)
+            x = keras.layers.BatchNormalization(name=f"b{block}n{conv}")(x)
+            x = keras.layers.ReLU(name=f"b{block}r{conv}")(x)
+        if not last:
+            x = keras.layers.MaxPooling2D(2, name=f"b{block}pool")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dropout(hp.dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="moodcam_cnn")
