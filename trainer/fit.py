@@ -74,7 +74,9 @@ def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | No
     data = tf.data.Dataset.from_tensor_slices(items)
     if training:
         data = data.shuffle(len(ds), seed=hp.seed, reshuffle_each_iteration=True)
-    return data.batch(hp.batch_size).prefetch(tf.data.AUTOTUNE)
+    # repeat(): one iterator lives for the whole run. Re-creating it every epoch can deadlock in
+    # tf.data's iterator destructor under CPU contention (seen here with TF 2.21).
+    return data.batch(hp.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
 
 
 class _RunState:
@@ -183,7 +185,9 @@ def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), 
     def one_hot(ds):
         return ds.map(lambda x, y, *w: (x, tf.one_hot(y, len(LABELS)), *w))
 
+    steps = lambda ds: math.ceil(len(ds) / hp.batch_size)  # noqa: E731
     model.fit(one_hot(_tf_dataset(train, hp, True, weights)), validation_data=one_hot(_tf_dataset(val, hp, False, None)),
+              steps_per_epoch=steps(train), validation_steps=steps(val),
               epochs=hp.epochs, initial_epoch=state.data["epoch"] + 1,
               callbacks=_callbacks(run, hp, state), verbose=verbose)
     return run / "best.keras"
