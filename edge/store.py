@@ -5,6 +5,7 @@ Layout under the state directory (dirs 0700, files 0600)::
     moodcam.db (+ -wal, -shm)      rows: time, frame, track, box, label, probs, model, crop file, review
     crops/YYYY-MM-DD/<name>.png    the face crop each row points at (UTC date of the face)
     .writer.lock                   flock: crop writers hold it shared, start-up cleanup exclusive
+    .reserve                       1 MiB of allocated space, given up only to delete on a full disk
 
 The one invariant everything else relies on: **a row exists only if its crop file is complete on
 disk**. ``log_face`` writes the PNG to a temp file, fsyncs it, renames it into place and fsyncs the
@@ -17,6 +18,11 @@ last few committed rows. Because every crop is fsynced *before* its row is writt
 leaves an orphan file (cleaned on the next open), never a row without its file, and NORMAL saves
 one fsync per face on the Pi's SD card. The commits whose loss would hurt (human reviews, and
 retention deletes, which are followed by unlinking files) are made with ``synchronous=FULL``.
+
+A full disk: SQLite needs free space even to *delete* rows (the WAL grows first), so the store
+keeps a small reserve file. ``log_face`` never touches it and simply fails with StoreFullError;
+``delete_faces`` gives it up when a delete hits a full disk, and retention re-creates it once
+space is back. That way retention can always make room again.
 """
 from __future__ import annotations
 
@@ -44,6 +50,8 @@ log = logging.getLogger("moodcam.store")
 DB_NAME = "moodcam.db"
 CROPS_DIR = "crops"
 LOCK_NAME = ".writer.lock"
+RESERVE_NAME = ".reserve"
+RESERVE_BYTES = 1 << 20
 TMP_SUFFIX = ".tmp"
 SCHEMA_VERSION = 1
 ORDERS = ("time", "time_desc", "confidence", "confidence_desc", "id")
@@ -102,7 +110,18 @@ class StoreFullError(OSError):
 
 
 def default_state_dir() -> Path:
-    """``/var/lib/moodcam`` when it exists and is writable, else the XDG state dir."""
+    """Where the log lives when no ``--state`` / ``store.state_dir`` is given.
+
+    In order: ``$MOODCAM_STATE_DIR``; ``$STATE_DIRECTORY`` (set by systemd's StateDirectory=);
+    ``/var/lib/moodcam`` when it exists and is writable; ``$XDG_STATE_HOME/moodcam``;
+    ``~/.local/state/moodcam``.
+    """
+    explicit = os.environ.get("MOODCAM_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return Path(systemd)
     system = Path("/var/lib/moodcam")
     if system.is_dir() and os.access(system, os.W_OK | os.X_OK):
         return system
@@ -288,9 +307,12 @@ class Store:
     ``readonly=True`` opens without creating, migrating or cleaning anything (status, export).
     """
 
-    def __init__(self, state_dir: Path | str, *, readonly: bool = False, busy_timeout_s: float = 10.0):
+    def __init__(self, state_dir: Path | str, *, readonly: bool = False, busy_timeout_s: float = 10.0,
+                 reserve_bytes: int = RESERVE_BYTES):
         self.state_dir = Path(state_dir).expanduser()
         self.readonly = readonly
+        self.reserve_bytes = int(reserve_bytes)
+        self.reserve_path = self.state_dir / RESERVE_NAME
         self.db_path = self.state_dir / DB_NAME
         self.crops_dir = self.state_dir / CROPS_DIR
         self._lock = threading.RLock()
@@ -317,8 +339,10 @@ class Store:
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._check_schema()
+            self.startup_cleanup: dict | None = None
             if not readonly:
-                self.cleanup()
+                self.startup_cleanup = self.cleanup()
+                self.ensure_reserve()
         except BaseException:
             self._db.close()
             self._release_lock_fd()
@@ -641,6 +665,20 @@ class Store:
         ids = [int(i) for i in face_ids]
         if not ids:
             return 0, 0
+        try:
+            files = self._delete_rows(ids)
+        except StoreFullError:
+            if not self.release_reserve():
+                raise
+            files = self._delete_rows(ids)
+        freed = 0
+        for rel, size in files:
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / rel).unlink()
+                freed += size
+        return len(files), freed
+
+    def _delete_rows(self, ids: list[int]) -> list[tuple[str, int]]:
         files: list[tuple[str, int]] = []
         with self._write(durable=True, what="deleting old faces"):
             for start in range(0, len(ids), 500):
@@ -649,12 +687,52 @@ class Store:
                 files += self._db.execute(f"SELECT crop_file, crop_bytes FROM faces WHERE id IN ({marks})",
                                           chunk).fetchall()
                 self._db.execute(f"DELETE FROM faces WHERE id IN ({marks})", chunk)
-        freed = 0
-        for rel, size in files:
-            with contextlib.suppress(FileNotFoundError):
-                (self.state_dir / rel).unlink()
-                freed += size
-        return len(files), freed
+        return files
+
+    def ensure_reserve(self) -> bool:
+        """(Re)create the reserve file when missing or short; False when there is no room yet."""
+        if self.readonly or self.reserve_bytes <= 0:
+            return False
+        try:
+            if self.reserve_path.stat().st_size >= self.reserve_bytes:
+                return True
+        except FileNotFoundError:
+            pass
+        fd = None
+        try:
+            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.reserve_bytes)  # real blocks, not a sparse hole
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                os.lseek(fd, 0, os.SEEK_SET)
+                zeros = bytes(65536)
+                for start in range(0, self.reserve_bytes, len(zeros)):
+                    os.write(fd, zeros[: min(len(zeros), self.reserve_bytes - start)])
+            os.fsync(fd)
+            return True
+        except OSError as exc:
+            if not _is_full(exc):
+                raise
+            if fd is not None:
+                os.close(fd)
+                fd = None
+            self.reserve_path.unlink(missing_ok=True)  # a partial reserve would only mislead
+            return False
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def release_reserve(self) -> bool:
+        """Give the reserve's space back to the file system; False when there was none."""
+        try:
+            self.reserve_path.unlink()
+        except FileNotFoundError:
+            return False
+        log.warning("disk full: released the %d-byte reserve in %s to make room for deleting",
+                    self.reserve_bytes, self.state_dir)
+        return True
 
     def remove_empty_day_dirs(self) -> int:
         """rmdir crop day folders that are empty (never today's, which log_face is filling)."""
@@ -711,14 +789,16 @@ class Store:
     def disk_usage(self) -> dict:
         """Bytes used by the store and free on its file system.
 
-        {"db_bytes", "wal_bytes", "crops_bytes", "total_bytes", "used_db_bytes", "free_bytes", "fs_bytes", "rows"}
+        {"db_bytes", "wal_bytes", "shm_bytes", "reserve_bytes", "crops_bytes", "total_bytes", "used_db_bytes",
+         "free_bytes", "fs_bytes", "rows"}
         crops_bytes is the sum of the crop files' sizes as recorded at write time; used_db_bytes
         counts the database pages in use (deleted rows leave free pages until compact()).
         """
         sizes = {}
-        for key, suffix in (("db_bytes", ""), ("wal_bytes", "-wal"), ("shm_bytes", "-shm")):
+        for key, path in (("db_bytes", self.db_path), ("wal_bytes", f"{self.db_path}-wal"),
+                          ("shm_bytes", f"{self.db_path}-shm"), ("reserve_bytes", self.reserve_path)):
             try:
-                sizes[key] = os.stat(f"{self.db_path}{suffix}").st_size
+                sizes[key] = os.stat(path).st_size
             except FileNotFoundError:
                 sizes[key] = 0
         with self._lock:
@@ -728,7 +808,7 @@ class Store:
             pages = self._db.execute("PRAGMA page_count").fetchone()[0]
             free_pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
         vfs = os.statvfs(self.state_dir)
-        total = sizes["db_bytes"] + sizes["wal_bytes"] + sizes["shm_bytes"] + int(crops)
+        total = sum(sizes.values()) + int(crops)
         return {**sizes, "crops_bytes": int(crops), "total_bytes": total,
                 "used_db_bytes": (pages - free_pages) * page_size, "rows": int(rows),
                 "free_bytes": vfs.f_bavail * vfs.f_frsize, "fs_bytes": vfs.f_blocks * vfs.f_frsize}
