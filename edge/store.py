@@ -224,7 +224,9 @@ def _migrate_0_to_1(db: sqlite3.Connection) -> None:
             reviewed_at   REAL
         )""")
     db.execute("CREATE INDEX faces_ts ON faces (ts, id)")
-    db.execute("CREATE INDEX faces_reviewed_ts ON faces (reviewed_at IS NOT NULL, ts, id)")
+    # partial indexes: retention and the review page walk "oldest unreviewed" / "oldest reviewed"
+    db.execute("CREATE INDEX faces_unreviewed_ts ON faces (ts, id) WHERE reviewed_at IS NULL")
+    db.execute("CREATE INDEX faces_reviewed_ts ON faces (ts, id) WHERE reviewed_at IS NOT NULL")
     db.execute("CREATE INDEX faces_label ON faces (label)")
     db.execute("""
         CREATE TABLE heartbeat (
