@@ -322,33 +322,46 @@ class Store:
         self._writer_locked = False
         self._closed = False
         if readonly:
+            if self.state_dir.is_dir() and not os.access(self.state_dir, os.R_OK | os.X_OK):
+                raise StoreError(f"no permission to read {self.state_dir}; run as the user that owns it "
+                                 f"(on the Pi: sudo -u moodcam moodcam ...)")
             if not self.db_path.is_file():
                 raise StoreError(f"no moodcam store at {self.state_dir} (missing {DB_NAME}); pass the daemon's "
                                  f"state directory with --state (default {default_state_dir()})")
-            uri = f"file:{self.db_path.as_posix()}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
+            target, uri = f"file:{self.db_path.as_posix()}?mode=ro", True
         else:
             self._create_files()
-            self._db = sqlite3.connect(self.db_path, timeout=busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
+            target, uri = str(self.db_path), False
+        self._db: sqlite3.Connection | None = None
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            if not readonly:
-                self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new database
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA journal_size_limit = 4194304")  # WAL shrinks back to 4 MB
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._check_schema()
-            self.startup_cleanup: dict | None = None
-            if not readonly:
-                self.startup_cleanup = self.cleanup()
-                self.ensure_reserve()
-        except BaseException:
-            self._db.close()
+            self._db = sqlite3.connect(target, uri=uri, timeout=busy_timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            self._open_db(busy_timeout_s)
+        except BaseException as exc:
+            if self._db is not None:
+                self._db.close()
             self._release_lock_fd()
+            if isinstance(exc, sqlite3.DatabaseError):  # sqlite opens lazily: a bad or locked file shows here
+                if _is_full(exc):
+                    raise StoreFullError(f"opening {self.db_path}") from exc
+                raise StoreError(f"cannot open {self.db_path}: {exc} (is it a moodcam database, readable and "
+                                 "writable by this user?)") from exc
             raise
+
+    def _open_db(self, busy_timeout_s: float) -> None:
+        """Pragmas, schema check/migration, then (read-write) crash cleanup and the reserve."""
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        if not self.readonly:
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new database
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA journal_size_limit = 4194304")  # the WAL shrinks back to 4 MB
+        db.execute("PRAGMA synchronous = NORMAL")
+        self._check_schema()
+        self.startup_cleanup: dict | None = None  # what the start-up cleanup removed (read-write only)
+        if not self.readonly:
+            self.startup_cleanup = self.cleanup()
+            self.ensure_reserve()
 
     # --- opening -------------------------------------------------------------------------------
 

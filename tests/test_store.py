@@ -191,3 +191,20 @@ def test_parse_time_accepts_unix_and_iso():
     assert parse_time("2025-11-24T16:00:00") == T0  # naive = UTC
     with pytest.raises(ValueError, match="neither unix seconds nor an ISO-8601"):
         parse_time("yesterday")
+
+
+def test_a_file_that_is_not_a_database_is_refused_clearly(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / DB_NAME).write_bytes(b"this is a text file, not SQLite " * 8)
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match=r"cannot open .*moodcam.db: file is not a database"):
+            Store(tmp_path / "s", readonly=readonly)
+
+
+def test_reopening_keeps_data_and_schema(tmp_path):
+    with Store(tmp_path / "s") as s:
+        face_id = s.log_face(make_record(7), make_crop(7))
+        s.set_review(face_id, label="neutral")
+    with Store(tmp_path / "s") as s:
+        assert s.get(face_id).review_label == "neutral" and s.verify() == []
+        assert s.startup_cleanup == {"temp_files": 0, "orphan_crops": 0, "empty_dirs": 0, "skipped": False}
