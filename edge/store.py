@@ -353,8 +353,12 @@ class Store:
         db = self._db
         db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         if not self.readonly:
-            db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new database
-            db.execute("PRAGMA journal_mode = WAL")
+            # Only touch what needs changing: these pragmas take the write lock, and a store that
+            # another process is writing to must still open without waiting for it.
+            if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # possible only before the first table
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA journal_size_limit = 4194304")  # the WAL shrinks back to 4 MB
         db.execute("PRAGMA synchronous = NORMAL")
         self._check_schema()
@@ -484,6 +488,9 @@ class Store:
             except sqlite3.Error as exc:
                 if _is_full(exc):
                     raise StoreFullError(what) from exc
+                if getattr(exc, "sqlite_errorcode", None) in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+                    raise StoreError(f"{self.db_path} is busy: another process held its write lock longer than "
+                                     f"the busy timeout while {what}; try again") from exc
                 raise
             finally:
                 if durable:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge.retention import RetentionPolicy, enforce
-from edge.store import DB_NAME, TMP_SUFFIX, Store, StoreFullError, encode_png
+from edge.store import DB_NAME, TMP_SUFFIX, Store, StoreError, StoreFullError, encode_png
 from tests.store_helpers import make_crop, make_record
 
 # --- a real small file system ------------------------------------------------------------------
@@ -278,3 +278,19 @@ def test_reader_process_while_a_writer_logs(tmp_path):
         hb = reader.read_heartbeat()
     assert seen == sorted(seen) and seen[-1] == total  # never went backwards, ended complete
     assert hb["logged"] == 126
+
+
+def test_a_writer_that_holds_the_lock_too_long_gives_a_clear_error(tmp_path):
+    state = tmp_path / "state"
+    with Store(state) as s:
+        face_id = s.log_face(make_record(0), make_crop(0))
+    holder = sqlite3.connect(state / DB_NAME, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    try:
+        with Store(state, busy_timeout_s=0.2) as s:
+            with pytest.raises(StoreError, match="is busy: another process held its write lock"):
+                s.set_review(face_id, label="sad")
+            assert s.get(face_id).review_label is None  # reads still work meanwhile
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
