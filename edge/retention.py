@@ -113,19 +113,25 @@ def enforce(store: Store, policy: RetentionPolicy, now: float | None = None) -> 
     # 3. free space: unreviewed first, then reviewed
     short = False
     if policy.min_free_mb:
-        want = policy.min_free_mb * _MB
-        if store.disk_usage()["free_bytes"] < want:
+
+        def missing() -> float:
+            # room for the full-disk reserve too when it had to be given up: until it is back,
+            # the store does not log (see Store.release_reserve)
+            want = policy.min_free_mb * _MB + (store.reserve_bytes if store.reserve_missing else 0)
+            return want - store.disk_usage()["free_bytes"]
+
+        if missing() > 0:
             _compact_quietly(store)  # a checkpointed, truncated WAL may be all the room needed
         for reviewed in (False, True):
-            while (missing := want - store.disk_usage()["free_bytes"]) > 0:
-                batch = _oldest_covering(store, missing, reviewed=reviewed)
+            while (need := missing()) > 0:
+                batch = _oldest_covering(store, need, reviewed=reviewed)
                 if not batch:
                     break
                 if reviewed:
                     log.warning("disk nearly full: deleting %d reviewed face(s) before their time", len(batch))
                 delete(batch, "free")
                 _compact_quietly(store)
-        short = want - store.disk_usage()["free_bytes"] > 0
+        short = missing() > 0
 
     if counts["age"] + counts["size"] + counts["free"]:
         _compact_quietly(store)

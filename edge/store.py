@@ -21,8 +21,9 @@ retention deletes, which are followed by unlinking files) are made with ``synchr
 
 A full disk: SQLite needs free space even to *delete* rows (the WAL grows first), so the store
 keeps a small reserve file. ``log_face`` never touches it and simply fails with StoreFullError;
-``delete_faces`` gives it up when a delete hits a full disk, and retention re-creates it once
-space is back. That way retention can always make room again.
+``delete_faces`` (and opening, since WAL needs room for its -shm) gives it up on a full disk.
+Until it is re-created, ``log_face`` refuses to write, and retention makes room for it; so
+retention can always make room again.
 """
 from __future__ import annotations
 
@@ -315,6 +316,7 @@ class Store:
         self.readonly = readonly
         self.reserve_bytes = int(reserve_bytes)
         self.reserve_path = self.state_dir / RESERVE_NAME
+        self._reserve_ok = False
         self.db_path = self.state_dir / DB_NAME
         self.crops_dir = self.state_dir / CROPS_DIR
         self._lock = threading.RLock()
@@ -333,20 +335,37 @@ class Store:
             self._create_files()
             target, uri = str(self.db_path), False
         self._db: sqlite3.Connection | None = None
-        try:
-            self._db = sqlite3.connect(target, uri=uri, timeout=busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
-            self._open_db(busy_timeout_s)
-        except BaseException as exc:
-            if self._db is not None:
-                self._db.close()
-            self._release_lock_fd()
-            if isinstance(exc, sqlite3.DatabaseError):  # sqlite opens lazily: a bad or locked file shows here
-                if _is_full(exc):
-                    raise StoreFullError(f"opening {self.db_path}") from exc
+        for attempt in (1, 2):
+            try:
+                self._db = sqlite3.connect(target, uri=uri, timeout=busy_timeout_s, isolation_level=None,
+                                           check_same_thread=False)
+                self._open_db(busy_timeout_s)
+                break
+            except BaseException as exc:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
+                if not isinstance(exc, sqlite3.DatabaseError):
+                    self._release_lock_fd()
+                    raise
+                # WAL needs room for its -shm and -wal files even to read: on a full disk the
+                # reserve is what lets the daemon come back up (and retention then make room).
+                full = _is_full(exc) or self._fs_nearly_full()
+                if full and attempt == 1 and not readonly and self.release_reserve():
+                    continue
+                self._release_lock_fd()
+                if full:
+                    raise StoreFullError(f"opening {self.db_path} (free some space on its file system)") from exc
                 raise StoreError(f"cannot open {self.db_path}: {exc} (is it a moodcam database, readable and "
                                  "writable by this user?)") from exc
-            raise
+
+    def _fs_nearly_full(self) -> bool:
+        """Less free space than SQLite needs to open a WAL database (its -shm and a few pages)."""
+        try:
+            vfs = os.statvfs(self.state_dir)
+        except OSError:
+            return False
+        return vfs.f_bavail * vfs.f_frsize < 256 * 1024
 
     def _open_db(self, busy_timeout_s: float) -> None:
         """Pragmas, schema check/migration, then (read-write) crash cleanup and the reserve."""
@@ -520,6 +539,11 @@ class Store:
         final = self.state_dir / rel
         with self._lock:
             self._check_open()
+            if self.reserve_missing and not self.ensure_reserve():
+                # The reserve went to let retention delete on a full disk (or could not be made):
+                # logging waits until there is room for it again, or a full disk could not be undone.
+                raise StoreFullError(f"logging a face (first {self.reserve_bytes} bytes must be free again "
+                                     "for the full-disk reserve)")
             if not self._writer_locked and self._lock_fd is not None:
                 # Held shared for this process's lifetime: tells another process's start-up
                 # cleanup that our in-flight files are not leftovers.
@@ -711,10 +735,19 @@ class Store:
                 self._db.execute(f"DELETE FROM faces WHERE id IN ({marks})", chunk)
         return files
 
+    @property
+    def reserve_missing(self) -> bool:
+        """True while the reserve is given up (or short) and not yet re-created."""
+        return self.reserve_bytes > 0 and not self.readonly and not self._reserve_ok
+
     def ensure_reserve(self) -> bool:
         """(Re)create the reserve file when missing or short; False when there is no room yet."""
         if self.readonly or self.reserve_bytes <= 0:
             return False
+        self._reserve_ok = self._make_reserve()
+        return self._reserve_ok
+
+    def _make_reserve(self) -> bool:
         try:
             if self.reserve_path.stat().st_size >= self.reserve_bytes:
                 return True
@@ -747,7 +780,12 @@ class Store:
                 os.close(fd)
 
     def release_reserve(self) -> bool:
-        """Give the reserve's space back to the file system; False when there was none."""
+        """Give the reserve's space back to the file system; False when there was none.
+
+        Until it is re-created, log_face refuses to write (StoreFullError): the freed space is
+        for deleting, and for nothing else.
+        """
+        self._reserve_ok = False
         try:
             self.reserve_path.unlink()
         except FileNotFoundError:

@@ -23,13 +23,13 @@ from tests.store_helpers import make_crop, make_record
 
 @pytest.fixture
 def small_fs(tmp_path):
-    """A 2 MiB tmpfs mounted for this test; skipped (with the reason) where mounting is not allowed.
+    """An 8 MiB tmpfs mounted for this test; skipped (with the reason) where mounting is not allowed.
 
     The injected-ENOSPC tests below cover the same code paths where this one cannot run.
     """
     mnt = tmp_path / "small"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)],
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(mnt)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip() or 'not root'}); "
@@ -59,41 +59,63 @@ def _leftovers(store: Store) -> list[Path]:
 
 
 def test_disk_full_on_a_real_small_filesystem(small_fs):
-    """Log until the disk is full, keep trying (the daemon does), then resume when space returns."""
+    """Log until the disk is full, keep trying (the daemon does), resume when space returns;
+    retention makes room on a full disk; the store reopens on a full disk."""
+    big = 256  # 256 px noise crops (~65 KB each) fill megabytes in a few dozen faces
+    policy = RetentionPolicy(max_age_days=0, reviewed_max_age_days=0, max_total_mb=0, min_free_mb=0.5)
     store = Store(small_fs / "state")
     try:
-        logged = [store.log_face(make_record(i), make_crop(i)) for i in range(5)]
+        assert store.reserve_path.stat().st_size == store.reserve_bytes == 2**20
+        logged = [store.log_face(make_record(i), make_crop(i, big)) for i in range(40)]
         _fill(small_fs / "filler")
         full = 0
-        for i in range(5, 40):
+        for i in range(40, 60):
             try:
-                logged.append(store.log_face(make_record(i), make_crop(i)))
+                logged.append(store.log_face(make_record(i), make_crop(i, big)))
             except StoreFullError as exc:
                 full += 1
                 assert exc.errno == errno.ENOSPC and "nothing was written" in str(exc)
-        assert full >= 30  # almost every attempt after filling hit the full disk
+        assert full >= 15  # almost every attempt after filling hit the full disk
         assert store.count() == len(logged)
         assert store.verify() == [] and _leftovers(store) == []  # nothing half-written
         store.write_heartbeat({"logged": len(logged), "dropped_full_disk": full})  # must not raise
+
         # Space returns: logging resumes with the very next face.
         (small_fs / "filler").unlink()
-        new_id = store.log_face(make_record(100), make_crop(100))
+        new_id = store.log_face(make_record(100), make_crop(100, big))
         assert store.get(new_id).frame == 100 and store.verify() == []
 
-        # Full again, this time retention makes the room (using the reserve to delete on a full disk).
+        # Full again; this time retention makes the room. Deleting needs WAL space, which the
+        # reserve provides; retention then frees enough to take the reserve back.
         _fill(small_fs / "filler2")
         with pytest.raises(StoreFullError):
-            store.log_face(make_record(101), make_crop(101))
-        result = enforce(store, RetentionPolicy(max_age_days=0, reviewed_max_age_days=0, max_total_mb=0,
-                                                min_free_mb=0.05))
-        assert result.deleted_free >= 1 and result.free_bytes >= 0.05 * 2**20
-        store.log_face(make_record(102), make_crop(102))
+            store.log_face(make_record(101), make_crop(101, big))
+        result = enforce(store, policy)
+        assert result.deleted_free >= 1 and not result.short_of_space
+        assert result.free_bytes >= 0.5 * 2**20 and not store.reserve_missing
+        store.log_face(make_record(102), make_crop(102, big))
         assert store.verify() == [] and _leftovers(store) == []
     finally:
         store.close()
-    # a fresh open on the still nearly full disk works and finds the store healthy
+
+    # The daemon restarting on a completely full disk: the store opens by giving up its reserve
+    # (WAL needs room for its -shm even to read); logging waits until retention has made room.
+    _fill(small_fs / "filler3")
     with Store(small_fs / "state") as again:
-        assert again.verify() == []
+        assert again.reserve_missing and not again.reserve_path.exists()
+        assert again.verify() == [] and again.count() >= 1
+        with pytest.raises(StoreFullError, match="full-disk reserve"):
+            again.log_face(make_record(103), make_crop(103, big))
+        result = enforce(again, policy)
+        assert result.deleted_free >= 1 and not again.reserve_missing
+        again.log_face(make_record(104), make_crop(104, big))
+        assert again.verify() == [] and _leftovers(again) == []
+
+    # With neither room nor a reserve: a clear StoreFullError, not a crash.
+    (small_fs / "state" / ".reserve").unlink()
+    _fill(small_fs / "filler4")
+    with pytest.raises(StoreFullError, match="opening .*free some space"):
+        Store(small_fs / "state")
 
 
 def test_injected_enospc_while_writing_the_crop(tmp_path, monkeypatch):
