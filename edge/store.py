@@ -442,13 +442,15 @@ class Store:
             done["skipped"] = True
             return done
         with self._lock:
-            if not self._writer_locked:
-                try:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    log.info("another process is writing to %s; start-up cleanup skipped", self.state_dir)
-                    done["skipped"] = True
-                    return done
+            try:
+                # (when this process holds it shared, this converts; others holding it block that)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if self._writer_locked:  # a failed conversion may drop the shared lock: take it back
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+                log.info("another process is writing to %s; start-up cleanup skipped", self.state_dir)
+                done["skipped"] = True
+                return done
             try:
                 known = {row[0] for row in self._db.execute("SELECT crop_file FROM faces")}
                 today = datetime.now(timezone.utc).strftime("%Y-%m-%d")

@@ -180,6 +180,8 @@ def _logging_child(state: Path, ready_fd: int, seed: int) -> None:
                 store.delete_faces(f.id for f in store.faces(limit=3))
             elif r < 0.30:
                 store.write_heartbeat({"logged": i})
+            elif r < 0.33:
+                store.compact()  # incremental_vacuum + WAL checkpoint, as retention does
     finally:
         os._exit(0)
 
@@ -234,13 +236,16 @@ def test_start_up_cleanup_spares_a_live_writers_files(tmp_path):
     inflight.write_bytes(b"half")
     renamed_not_yet_committed = day / "just-renamed.png"
     renamed_not_yet_committed.write_bytes(b"png")
-    other = Store(tmp_path / "state", reserve_bytes=0)  # e.g. the review server starting
-    assert other.cleanup()["skipped"] and inflight.exists() and renamed_not_yet_committed.exists()
+    other = Store(tmp_path / "state", reserve_bytes=0)  # e.g. a second daemon by mistake
+    assert other.startup_cleanup["skipped"] and inflight.exists() and renamed_not_yet_committed.exists()
+    other.log_face(make_record(1), make_crop(1))  # both hold the lock shared now
+    assert writer.cleanup()["skipped"] and other.cleanup()["skipped"]  # neither cleans the other's files
+    assert inflight.exists() and renamed_not_yet_committed.exists()
     other.close()
     writer.close()  # the writer dies: now they are leftovers
     with Store(tmp_path / "state", reserve_bytes=0) as after:
         assert not inflight.exists() and not renamed_not_yet_committed.exists()
-        assert after.count() == 1 and after.verify() == []
+        assert after.count() == 2 and after.verify() == []
 
 
 # --- a reader beside a writer -------------------------------------------------------------------

@@ -90,6 +90,8 @@ def format_text(s: dict) -> str:
                   f"{hb['frames']} frames" if "frames" in hb else None,
                   f"{hb['faces']} faces" if "faces" in hb else None,
                   f"{hb['logged']} logged" if "logged" in hb else None]
+        if isinstance(hb.get("started_at"), (int, float)):
+            fields.insert(0, "up " + _ago(time.time() - hb["started_at"]).replace(" ago", ""))
         dropped = hb.get("dropped_full_disk", hb.get("dropped"))
         if dropped:
             fields.append(f"{dropped} dropped (disk full)")
