@@ -166,6 +166,13 @@ def _is_full(exc: BaseException) -> bool:
     return False
 
 
+def _size(path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -352,6 +359,12 @@ class Store:
                 # reserve is what lets the daemon come back up (and retention then make room).
                 full = _is_full(exc) or self._fs_nearly_full()
                 if full and attempt == 1 and not readonly and self.release_reserve():
+                    continue
+                if full and attempt == 1 and readonly and _size(f"{self.db_path}-wal") == 0:
+                    # An empty or missing WAL: everything committed is in the database file itself,
+                    # so reading it as immutable is exact and needs no new -shm file: `moodcam
+                    # status` still works on a full disk.
+                    target += "&immutable=1"
                     continue
                 self._release_lock_fd()
                 if full:

@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,8 @@ def state(tmp_path):
             s.log_face(make_record(i, ts=T0 + 60 * i), make_crop(i))
         s.set_review(2, label="fear")
         s.set_review(4, label=None, not_face=True)
-        s.write_heartbeat({"fps": 9.7, "frames": 500, "faces": 120, "logged": 5, "dropped": 0})
+        s.write_heartbeat({"fps": 9.7, "frames": 500, "faces": 120, "logged": 5, "dropped": 0,
+                           "started_at": time.time() - 7200})
     return path
 
 
@@ -89,7 +91,7 @@ def test_status_text_and_json(state, capsys):
     assert main(["status", "--state", str(state)]) == 0
     text = capsys.readouterr().out
     assert "5 logged, 2 reviewed (1 not a face)" in text
-    assert "9.7 fps, 500 frames, 120 faces, 5 logged" in text
+    assert "heartbeat" in text and "up 2.0 h, 9.7 fps, 500 frames, 120 faces, 5 logged" in text
     assert "free of" in text and "last 2025-11-24T16:04:00.000000Z" in text
 
     assert main(["status", "--state", str(state), "--json", "--check"]) == 0

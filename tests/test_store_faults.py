@@ -116,6 +116,8 @@ def test_disk_full_on_a_real_small_filesystem(small_fs):
     _fill(small_fs / "filler4")
     with pytest.raises(StoreFullError, match="opening .*free some space"):
         Store(small_fs / "state")
+    with Store(small_fs / "state", readonly=True) as reader:  # `moodcam status` still works
+        assert reader.count() >= 1 and reader.verify() == []
 
 
 def test_injected_enospc_while_writing_the_crop(tmp_path, monkeypatch):
