@@ -577,8 +577,11 @@ class Store:
                          record.model_sha256, record.source, rel, len(png)))
                     face_id = int(cur.lastrowid)
             except BaseException:
-                with contextlib.suppress(OSError):
-                    final.unlink()
+                # Remove the crop unless its row made it after all (an interrupt can land between
+                # COMMIT and here); when unsure, leave it: the next start-up cleanup decides.
+                with contextlib.suppress(OSError, sqlite3.Error):
+                    if self._db.execute("SELECT 1 FROM faces WHERE crop_file = ?", (rel,)).fetchone() is None:
+                        final.unlink()
                 raise
         return face_id
 
@@ -956,3 +959,6 @@ def _check_record(record: FaceRecord) -> None:
                          f"confidence={record.confidence}")
     if not isinstance(record.probs, dict):
         raise ValueError(f"face record probs must be a dict label -> probability, got {type(record.probs).__name__}")
+    bad = {k: v for k, v in record.probs.items() if not math.isfinite(float(v))}
+    if bad:
+        raise ValueError(f"face record probs must be finite numbers, got {bad}")
