@@ -36,7 +36,7 @@ class RetentionPolicy:
     max_age_days: float = 30.0            # unreviewed faces older than this go
     reviewed_max_age_days: float = 365.0  # reviewed faces older than this go (>= max_age_days)
     max_total_mb: float = 2048.0          # database + crops above this: oldest unreviewed go
-    min_free_mb: float = 200.0            # file system below this free: oldest unreviewed, then reviewed, go
+    min_free_mb: float = 500.0            # file system below this free: oldest unreviewed, then reviewed, go
 
     def __post_init__(self):
         for f in fields(self):
