@@ -24,11 +24,18 @@ class CropParams:
             cropping; dlib's HOG boxes are tight (brows to chin), FER2013's faces carry some
             forehead and cheek, so a margin brings the two framings together.
     square: grow the shorter side so the crop is square (keeps the face's aspect ratio).
+    shift_y: move the crop centre down by this fraction of the box height (negative: up).
+            dlib's boxes reach the chin while FER2013 keeps the forehead.
+
+    The defaults were measured (bench/fer_framing.py): dlib HOG on FER2013 validation faces
+    finds a square box whose median margin to FER's 48x48 frame is 0.12 per side, with FER's
+    centre 0.07 box heights above dlib's.
     """
 
     size: int = 48
-    margin: float = 0.2
+    margin: float = 0.12
     square: bool = True
+    shift_y: float = -0.07
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +50,8 @@ class CropParams:
             raise ValueError(f"crop size {params.size} is out of range 8..512")
         if not (0.0 <= float(params.margin) <= 2.0):
             raise ValueError(f"crop margin {params.margin} is out of range 0..2")
+        if not (-1.0 <= float(params.shift_y) <= 1.0):
+            raise ValueError(f"crop shift_y {params.shift_y} is out of range -1..1")
         return params
 
 
@@ -69,7 +78,7 @@ def expand_box(box: Box, image_shape: tuple[int, ...], params: CropParams) -> Bo
     x, y, w, h = (float(v) for v in box)
     if w <= 0 or h <= 0:
         raise ValueError(f"face box {tuple(box)} has no area")
-    cx, cy = x + w / 2.0, y + h / 2.0
+    cx, cy = x + w / 2.0, y + h / 2.0 + params.shift_y * h
     w, h = w * (1.0 + 2.0 * params.margin), h * (1.0 + 2.0 * params.margin)
     if params.square:
         w = h = max(w, h)

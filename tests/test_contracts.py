@@ -32,8 +32,10 @@ def test_gray_matches_pillow_luma():
 
 
 def test_box_is_widened_squared_and_clamped():
-    params = CropParams(size=48, margin=0.25)
+    params = CropParams(size=48, margin=0.25, shift_y=0.0)
     assert expand_box((40, 40, 20, 20), (100, 100), params) == (35, 35, 30, 30)
+    # shift_y moves the centre by a fraction of the box height (negative: up)
+    assert expand_box((40, 40, 20, 20), (100, 100), CropParams(margin=0.25, shift_y=-0.1)) == (35, 33, 30, 30)
     # near the corner the region is clamped to the image
     x, y, w, h = expand_box((0, 0, 20, 40), (100, 100), params)
     assert (x, y) == (0, 0) and w <= 100 and h <= 100
@@ -44,10 +46,10 @@ def test_box_is_widened_squared_and_clamped():
 def test_crop_face_shape_and_content():
     image = np.zeros((100, 120, 3), np.uint8)
     image[30:70, 40:80] = 255  # a white "face" on black
-    crop = crop_face(image, (40, 30, 40, 40), CropParams(size=48, margin=0.0))
+    crop = crop_face(image, (40, 30, 40, 40), CropParams(size=48, margin=0.0, shift_y=0.0))
     assert crop.shape == (48, 48) and crop.dtype == np.uint8
     assert crop[24, 24] == 255
-    wide = crop_face(image, (40, 30, 40, 40), CropParams(size=48, margin=0.25))
+    wide = crop_face(image, (40, 30, 40, 40), CropParams(size=48, margin=0.25, shift_y=0.0))
     assert wide[0, 0] == 0 and wide[24, 24] == 255
 
 

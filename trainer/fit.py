@@ -74,9 +74,13 @@ def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | No
     data = tf.data.Dataset.from_tensor_slices(items)
     if training:
         data = data.shuffle(len(ds), seed=hp.seed, reshuffle_each_iteration=True)
-    # repeat(): one iterator lives for the whole run. Re-creating it every epoch can deadlock in
-    # tf.data's iterator destructor under CPU contention (seen here with TF 2.21).
-    return data.batch(hp.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
+    # No background threads in the pipeline (no prefetch, none injected, no autotune): with them,
+    # destroying an iterator between epochs deadlocked in tf.data's thread pool under CPU
+    # contention (seen here, TF 2.21). The arrays are in memory, so prefetching gains little.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.experimental_optimization.inject_prefetch = False
+    return data.batch(hp.batch_size).repeat().with_options(options)
 
 
 class _RunState:
