@@ -150,8 +150,13 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     plt.close(fig)
 
 
-def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), resume: bool = False, verbose: int = 1) -> Path:
-    """Train into ``run`` and return the path of the best model (``best.keras``)."""
+def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), resume: bool = False,
+        init_from: Path | None = None, verbose: int = 1) -> Path:
+    """Train into ``run`` and return the path of the best model (``best.keras``).
+
+    ``init_from`` starts from another run's weights (fine-tuning, or a second cosine cycle)
+    with a fresh optimizer and this run's schedule.
+    """
     import keras
     import tensorflow as tf
 
@@ -181,6 +186,13 @@ def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), 
         from trainer.model import make_model
 
         model = make_model(hp, len(LABELS))
+        if init_from is not None:
+            from trainer.model import custom_objects
+
+            source = keras.models.load_model(init_from, custom_objects=custom_objects())
+            model.set_weights(source.get_weights())
+            summary["init_from"] = str(init_from)
+            (run / "data.json").write_text(json.dumps(summary, indent=2))
         model.compile(optimizer=make_optimizer(hp),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
                       metrics=["accuracy"])

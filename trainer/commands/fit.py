@@ -16,13 +16,16 @@ def add_arguments(p) -> None:
     p.add_argument("--optimizer", choices=["adamw", "rmsprop", "sgd"], help="override the optimizer")
     p.add_argument("--seed", type=int, help="override the seed")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--init", type=Path, help="start from this .keras model's weights (fine-tune / second cycle)")
+    p.add_argument("--learning-rate", type=float, help="override the peak learning rate")
 
 
 def run(args) -> int:
     from trainer.fit import fit
     from trainer.hparams import load_hparams
 
-    hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, seed=args.seed)
-    best = fit(args.data, args.out, hp, val_data=args.val, resume=args.resume)
+    hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, seed=args.seed,
+                      learning_rate=args.learning_rate)
+    best = fit(args.data, args.out, hp, val_data=args.val, resume=args.resume, init_from=args.init)
     print(f"best model: {best}")
     return 0
