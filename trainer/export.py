@@ -110,7 +110,9 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     measures float vs int8 on the validation faces. Refuses (ExportRefused, nothing written) when
     int8 accuracy is more than ``max_drop_points`` below float, unless ``force``.
     """
+    import contextlib
     import datetime
+    import io
     import json
 
     import keras
@@ -142,7 +144,8 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
 
     model = keras.models.load_model(run / checkpoint, custom_objects=custom_objects(), compile=False)
     log(f"converting {run / checkpoint} to int8 ({min(samples, len(train))} representative training faces)")
-    tflite_bytes = convert_int8(model, train.faces, samples=samples, seed=hp.seed)
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
+        tflite_bytes = convert_int8(model, train.faces, samples=samples, seed=hp.seed)
     float_pred = keras_predict_fn(model)(val.faces).argmax(1)
     int8_pred = tflite_predict_fn(tflite_bytes)(val.faces).argmax(1)
     float_acc = float(np.mean(float_pred == val.labels))
