@@ -115,6 +115,11 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     import io
     import json
 
+    run = Path(run)
+    for needed in ("hparams.json", "data.json", checkpoint):
+        if not (run / needed).is_file():
+            raise FileNotFoundError(f"{run / needed} is missing; is {run} a run folder written by 'moodcam-train fit'?")
+
     import keras
 
     from edge.runtime import interpreter_class
@@ -122,11 +127,6 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     from trainer.fit import load_training_data
     from trainer.hparams import load_hparams
     from trainer.model import custom_objects
-
-    run = Path(run)
-    for needed in ("hparams.json", "data.json", checkpoint):
-        if not (run / needed).is_file():
-            raise FileNotFoundError(f"{run / needed} is missing; is {run} a run folder written by 'moodcam-train fit'?")
     hparams = json.loads((run / "hparams.json").read_text())
     hp = load_hparams(None, **hparams)
     data_info = json.loads((run / "data.json").read_text())

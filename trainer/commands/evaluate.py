@@ -23,6 +23,9 @@ DESCRIPTION = __doc__
 
 
 def add_arguments(p) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the contract's line breaks
     p.add_argument("model", type=Path, help="run folder, .keras file or .tflite (with its .json sidecar)")
     p.add_argument("data", type=Path, help=".npz faces, <label>/ face folders, or emotion-named folders of raw pictures")
     p.add_argument("--mode", choices=["auto", "faces", "pictures"], default="auto",

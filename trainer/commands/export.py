@@ -14,6 +14,9 @@ DESCRIPTION = __doc__
 
 
 def add_arguments(p) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the contract's line breaks
     p.add_argument("run", type=Path, help="run folder written by 'moodcam-train fit'")
     p.add_argument("--out", type=Path, required=True, help="output path without suffix (writes OUT.tflite + OUT.json)")
     p.add_argument("--force", action="store_true", help="write the model even when int8 loses more than --max-drop")
