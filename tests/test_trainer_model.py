@@ -60,7 +60,9 @@ def trained_run(tmp_path_factory):
     run = root / "runs" / "tiny"
     assert train_cli(["fit", str(root / "train.npz"), "--val", str(root / "val.npz"), "--out", str(run),
                       "--config", str(root / "tiny.toml")]) == 0
-    assert train_cli(["export", str(run), "--out", str(root / "models" / "tiny"), "--samples", "100"]) == 0
+    save_npz(synthetic_faces(70, 2), root / "test.npz")
+    assert train_cli(["export", str(run), "--out", str(root / "models" / "tiny"), "--samples", "100",
+                      "--test", str(root / "test.npz")]) == 0
     return run, root / "val.npz", root / "models" / "tiny.tflite"
 
 
@@ -76,6 +78,8 @@ def test_export_sidecar_records_measurements(trained_run):
     assert meta.extra["hparams"]["widths"] == [8, 16]
     assert meta.data["train_count"] == 700 and meta.data["val_per_class"]["neutral"] == 30
     assert meta.crop.size == 48
+    (test,) = m["test_int8"].values()
+    assert test["n"] == 70 and 0.0 <= test["accuracy"] <= 1.0
 
 
 def test_evaluate_json_contract_matches_export(trained_run, capsys, tmp_path):

@@ -102,13 +102,14 @@ def latency_ms(tflite_bytes: bytes, size: int, *, runs: int = 200, seed: int = 0
 
 def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: float = 1.0,
                checkpoint: str = "best.keras", margin: float | None = None,
-               samples: int = 500, log=print) -> Path:
+               samples: int = 500, test_data: list[Path] = (), log=print) -> Path:
     """Export a fit run folder to ``out.tflite`` + ``out.json``; returns the .tflite path.
 
     Rebuilds the run's training and validation data from its ``data.json`` (the same sources and,
     when validation was split off, the same seed), calibrates int8 on training faces, then
     measures float vs int8 on the validation faces. Refuses (ExportRefused, nothing written) when
-    int8 accuracy is more than ``max_drop_points`` below float, unless ``force``.
+    int8 accuracy is more than ``max_drop_points`` below float, unless ``force``. Each of
+    ``test_data`` (faces: .npz or <label>/ folders) is scored with the int8 model and recorded.
     """
     import contextlib
     import datetime
@@ -158,6 +159,15 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
         raise ExportRefused(f"int8 accuracy {int8_acc:.2%} is {drop:.2f} points below float {float_acc:.2%} on "
                             f"{len(val)} validation faces (limit {max_drop_points} points); nothing written. Try more "
                             "representative faces (--samples), or pass --force to export anyway")
+    tests = {}
+    for path in test_data:  # e.g. FER2013 PublicTest: its int8 accuracy travels in the sidecar
+        from trainer.datasets import load_dataset
+        from trainer.evaluate import metrics as score
+
+        ds = load_dataset(Path(path), crop.size)
+        result = score(ds.labels, tflite_predict_fn(tflite_bytes)(ds.faces).argmax(1))
+        tests[str(path)] = {k: result[k] for k in ("accuracy", "n", "macro_f1")}
+        log(f"test {path}: int8 {result['accuracy']:.2%} on {result['n']} faces (macro F1 {result['macro_f1']:.3f})")
     ms = latency_ms(tflite_bytes, crop.size)
     _, runtime = interpreter_class()
     log(f"single-threaded latency: {ms} ms per face ({runtime}); file {len(tflite_bytes) / 1024:.0f} KiB")
@@ -172,6 +182,8 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
         "tflite_bytes": len(tflite_bytes),
         "forced": bool(force and drop > max_drop_points),
     }
+    if tests:
+        metrics["test_int8"] = tests
     extra = {"hparams": hparams, "run": str(run), "checkpoint": checkpoint,
              "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "representative_samples": min(samples, len(train))}

@@ -25,6 +25,8 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint", default="best.keras", help="which checkpoint of the run (best.keras or last.keras)")
     p.add_argument("--samples", type=int, default=500, help="representative training faces for int8 calibration")
     p.add_argument("--margin", type=float, help="override the crop margin recorded in the sidecar")
+    p.add_argument("--test", type=Path, nargs="*", default=[], metavar="DATA",
+                   help="face data sets (e.g. FER2013 PublicTest) scored with the int8 model and recorded in the sidecar")
 
 
 def run(args) -> int:
@@ -38,7 +40,8 @@ def run(args) -> int:
         return 2
     try:
         path = export_run(args.run, args.out, force=args.force, max_drop_points=args.max_drop,
-                          checkpoint=args.checkpoint, margin=args.margin, samples=args.samples)
+                          checkpoint=args.checkpoint, margin=args.margin, samples=args.samples,
+                          test_data=args.test)
     except ExportRefused as exc:
         print(f"moodcam-train export: refused: {exc}", file=sys.stderr)
         return 1
