@@ -73,3 +73,119 @@ def write_model(out: Path, tflite_bytes: bytes, crop: CropParams, *, data: dict 
                      name=tflite_path.stem, data=data or {}, metrics=metrics or {}, extra=extra or {})
     write_sidecar(tflite_path, meta)
     return tflite_path
+
+
+# --------------------------------------------------------------------------- a whole run
+
+class ExportRefused(RuntimeError):
+    """The int8 model loses too much accuracy against the float one; nothing was written."""
+
+
+def latency_ms(tflite_bytes: bytes, size: int, *, runs: int = 200, seed: int = 0) -> float:
+    """Median single-threaded milliseconds per face (one invoke), as on the Pi's one core per face."""
+    import time
+
+    from edge.runtime import make_interpreter
+
+    interpreter = make_interpreter(model_content=tflite_bytes, num_threads=1)
+    (inp,) = interpreter.get_input_details()
+    x = np.random.default_rng(seed).integers(-128, 128, (1, size, size, 1)).astype(inp["dtype"])
+    times = []
+    for i in range(runs + 20):
+        interpreter.set_tensor(inp["index"], x)
+        start = time.perf_counter()
+        interpreter.invoke()
+        if i >= 20:  # the first invokes warm caches and allocate
+            times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1000.0, 3)
+
+
+def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: float = 1.0,
+               checkpoint: str = "best.keras", margin: float | None = None,
+               samples: int = 500, test_data: list[Path] = (), log=print) -> Path:
+    """Export a fit run folder to ``out.tflite`` + ``out.json``; returns the .tflite path.
+
+    Rebuilds the run's training and validation data from its ``data.json`` (the same sources and,
+    when validation was split off, the same seed), calibrates int8 on training faces, then
+    measures float vs int8 on the validation faces. Refuses (ExportRefused, nothing written) when
+    int8 accuracy is more than ``max_drop_points`` below float, unless ``force``. Each of
+    ``test_data`` (faces: .npz or <label>/ folders) is scored with the int8 model and recorded.
+    """
+    import contextlib
+    import datetime
+    import io
+    import json
+
+    run = Path(run)
+    for needed in ("hparams.json", "data.json", checkpoint):
+        if not (run / needed).is_file():
+            raise FileNotFoundError(f"{run / needed} is missing; is {run} a run folder written by 'moodcam-train fit'?")
+
+    import keras
+
+    from edge.runtime import interpreter_class
+    from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
+    from trainer.fit import load_training_data
+    from trainer.hparams import load_hparams
+    from trainer.model import custom_objects
+    hparams = json.loads((run / "hparams.json").read_text())
+    hp = load_hparams(None, **hparams)
+    data_info = json.loads((run / "data.json").read_text())
+    train_paths = [Path(p) for p in data_info.get("train_sources", [])]
+    val_paths = data_info.get("val_sources")
+    val_paths = [Path(p) for p in val_paths] if isinstance(val_paths, list) else []
+    missing = [str(p) for p in train_paths + val_paths if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"{run}/data.json names data that is not here: {missing}; export needs the run's "
+                                "training data (representative faces) and validation data (the int8 check)")
+    train, val, _ = load_training_data(train_paths, val_paths, hp)
+    crop = run_crop_params(run)
+    if margin is not None:
+        crop = CropParams(size=crop.size, margin=margin, square=crop.square)
+
+    model = keras.models.load_model(run / checkpoint, custom_objects=custom_objects(), compile=False)
+    log(f"converting {run / checkpoint} to int8 ({min(samples, len(train))} representative training faces)")
+    with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
+        tflite_bytes = convert_int8(model, train.faces, samples=samples, seed=hp.seed)
+    float_pred = keras_predict_fn(model)(val.faces).argmax(1)
+    int8_pred = tflite_predict_fn(tflite_bytes)(val.faces).argmax(1)
+    float_acc = float(np.mean(float_pred == val.labels))
+    int8_acc = float(np.mean(int8_pred == val.labels))
+    agreement = float(np.mean(float_pred == int8_pred))
+    drop = (float_acc - int8_acc) * 100.0
+    log(f"validation ({len(val)} faces): float {float_acc:.2%}, int8 {int8_acc:.2%} "
+        f"({drop:+.2f} points lost), top-1 agreement {agreement:.2%}")
+    if drop > max_drop_points and not force:
+        raise ExportRefused(f"int8 accuracy {int8_acc:.2%} is {drop:.2f} points below float {float_acc:.2%} on "
+                            f"{len(val)} validation faces (limit {max_drop_points} points); nothing written. Try more "
+                            "representative faces (--samples), or pass --force to export anyway")
+    tests = {}
+    for path in test_data:  # e.g. FER2013 PublicTest: its int8 accuracy travels in the sidecar
+        from trainer.datasets import load_dataset
+        from trainer.evaluate import metrics as score
+
+        ds = load_dataset(Path(path), crop.size)
+        result = score(ds.labels, tflite_predict_fn(tflite_bytes)(ds.faces).argmax(1))
+        tests[str(path)] = {k: result[k] for k in ("accuracy", "n", "macro_f1")}
+        log(f"test {path}: int8 {result['accuracy']:.2%} on {result['n']} faces (macro F1 {result['macro_f1']:.3f})")
+    ms = latency_ms(tflite_bytes, crop.size)
+    _, runtime = interpreter_class()
+    log(f"single-threaded latency: {ms} ms per face ({runtime}); file {len(tflite_bytes) / 1024:.0f} KiB")
+    metrics = {
+        "val_n": len(val),
+        "val_accuracy_float": round(float_acc, 4),
+        "val_accuracy_int8": round(int8_acc, 4),
+        "int8_top1_agreement": round(agreement, 4),
+        "int8_accuracy_drop_points": round(drop, 2),
+        "latency_ms_per_face_1thread": ms,
+        "latency_runtime": runtime,
+        "tflite_bytes": len(tflite_bytes),
+        "forced": bool(force and drop > max_drop_points),
+    }
+    if tests:
+        metrics["test_int8"] = tests
+    extra = {"hparams": hparams, "run": str(run), "checkpoint": checkpoint,
+             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             "representative_samples": min(samples, len(train))}
+    data_summary = {k: v for k, v in data_info.items() if k != "crop"}
+    return write_model(out, tflite_bytes, crop, data=data_summary, metrics=metrics, extra=extra)

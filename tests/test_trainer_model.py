@@ -1,0 +1,180 @@
+"""fit -> export -> evaluate through the CLI, the int8 refusal, the --json contract, tampering.
+
+The data is generated here: seven classes of 48x48 "faces" told apart by brightness and a bar's
+position, learnable in two epochs by a tiny CNN, so float vs int8 numbers mean something.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edge.labels import LABELS
+from edge.modelfile import load_sidecar
+from trainer.cli import main as train_cli
+from trainer.datasets import FaceDataset, save_npz
+
+TINY_CONFIG = """
+widths = [8, 16]
+convs_per_block = [1, 1]
+epochs = 2
+batch_size = 16
+learning_rate = 0.01
+warmup_epochs = 0
+early_stopping_patience = 5
+flip = false
+shift = 0.0
+rotation_deg = 0.0
+zoom = 0.0
+brightness = 0.0
+contrast = 0.0
+erase = 0.0
+"""
+
+
+def synthetic_faces(n: int, seed: int) -> FaceDataset:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(LABELS)
+    faces = rng.normal(60, 12, (n, 48, 48))
+    for i, k in enumerate(labels):
+        faces[i] += 22 * k                          # brightness grows with the class
+        faces[i, 4 + 6 * k : 8 + 6 * k, 8:40] += 90  # and a bright bar moves down
+    faces = np.clip(faces, 0, 255).astype(np.uint8)
+    return FaceDataset(faces, labels.astype(np.int64), np.array([f"synthetic#{seed}-{i}" for i in range(n)]),
+                       np.full((n, 4), -1, np.int32))
+
+
+def last_json_line(text: str) -> dict:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """(run folder, val.npz, exported .tflite) from a real 2-epoch fit and a real export."""
+    root = tmp_path_factory.mktemp("trainer_model")
+    save_npz(synthetic_faces(700, 0), root / "train.npz")
+    save_npz(synthetic_faces(210, 1), root / "val.npz")
+    (root / "tiny.toml").write_text(TINY_CONFIG)
+    run = root / "runs" / "tiny"
+    assert train_cli(["fit", str(root / "train.npz"), "--val", str(root / "val.npz"), "--out", str(run),
+                      "--config", str(root / "tiny.toml")]) == 0
+    save_npz(synthetic_faces(70, 2), root / "test.npz")
+    assert train_cli(["export", str(run), "--out", str(root / "models" / "tiny"), "--samples", "100",
+                      "--test", str(root / "test.npz")]) == 0
+    return run, root / "val.npz", root / "models" / "tiny.tflite"
+
+
+def test_export_sidecar_records_measurements(trained_run):
+    run, _, tflite = trained_run
+    meta = load_sidecar(tflite)
+    m = meta.metrics
+    assert m["val_n"] == 210
+    assert m["val_accuracy_float"] > 0.35, "the tiny CNN should learn the synthetic classes (chance: 0.14)"
+    assert abs(m["val_accuracy_float"] - m["val_accuracy_int8"]) * 100 == pytest.approx(abs(m["int8_accuracy_drop_points"]), abs=0.02)
+    assert 0.9 <= m["int8_top1_agreement"] <= 1.0
+    assert m["latency_ms_per_face_1thread"] > 0 and m["tflite_bytes"] == tflite.stat().st_size
+    assert meta.extra["hparams"]["widths"] == [8, 16]
+    assert meta.data["train_count"] == 700 and meta.data["val_per_class"]["neutral"] == 30
+    assert meta.crop.size == 48
+    (test,) = m["test_int8"].values()
+    assert test["n"] == 70 and 0.0 <= test["accuracy"] <= 1.0
+
+
+def test_evaluate_json_contract_matches_export(trained_run, capsys, tmp_path):
+    run, val, tflite = trained_run
+    capsys.readouterr()
+    assert train_cli(["evaluate", str(tflite), str(val), "--json", "--report", str(tmp_path / "rep")]) == 0
+    result = last_json_line(capsys.readouterr().out)
+    assert {"accuracy", "n", "per_class", "confusion", "labels", "macro_f1", "mode"} <= set(result)
+    assert result["n"] == 210 and result["mode"] == "faces"
+    assert set(result["per_class"]) == set(LABELS)
+    assert all(set(c) == {"precision", "recall", "f1", "support"} for c in result["per_class"].values())
+    assert sum(map(sum, result["confusion"])) == 210
+    # the int8 model on the export's own validation data scores what the sidecar says
+    assert result["accuracy"] == pytest.approx(load_sidecar(tflite).metrics["val_accuracy_int8"], abs=1e-4)
+    for name in ("metrics.json", "confusion.json", "confusion.png", "report.md"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    assert "| **neutral** |" in (tmp_path / "rep" / "report.md").read_text()
+
+    # the Keras run folder is evaluated the same way and matches the float figure
+    assert train_cli(["evaluate", str(run), str(val), "--json"]) == 0
+    keras_result = last_json_line(capsys.readouterr().out)
+    assert keras_result["model_kind"] == "keras"
+    assert keras_result["accuracy"] == pytest.approx(load_sidecar(tflite).metrics["val_accuracy_float"], abs=1e-4)
+
+
+def test_export_refuses_when_int8_loses_too_much(trained_run, tmp_path, capsys):
+    run, _, _ = trained_run
+    out = tmp_path / "refused"
+    # A threshold no model can meet (int8 would have to be 100 points better) simulates a bad int8.
+    assert train_cli(["export", str(run), "--out", str(out), "--max-drop", "-100", "--samples", "50"]) == 1
+    err = capsys.readouterr().err
+    assert "refused" in err and "points below float" in err and "--force" in err
+    assert not out.with_suffix(".tflite").exists() and not out.with_suffix(".json").exists()
+    assert train_cli(["export", str(run), "--out", str(out), "--max-drop", "-100", "--samples", "50", "--force"]) == 0
+    assert load_sidecar(out.with_suffix(".tflite")).metrics["forced"] is True
+
+
+def test_evaluate_refuses_tampered_model(trained_run, tmp_path, capsys):
+    _, val, tflite = trained_run
+    bad = tmp_path / "bad.tflite"
+    data = bytearray(tflite.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    bad.write_bytes(bytes(data))
+    shutil.copy(tflite.with_suffix(".json"), bad.with_suffix(".json"))
+    assert train_cli(["evaluate", str(bad), str(val), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert "does not match its sidecar" in captured.err and "sha256" in captured.err
+    assert captured.out.strip() == ""
+
+
+def test_evaluate_face_folders_and_tta(tiny_model, tmp_path, capsys):
+    """<label>/*.png folders are read as faces; --tta scores a face and its mirror image alike."""
+    from PIL import Image
+
+    from trainer.evaluate import load_predictor
+
+    ds = synthetic_faces(14, 3)
+    for i, (face, label) in enumerate(zip(ds.faces, ds.labels)):
+        (tmp_path / "faces" / LABELS[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(face).save(tmp_path / "faces" / LABELS[label] / f"{i}.png")
+    assert train_cli(["evaluate", str(tiny_model), str(tmp_path / "faces"), "--json", "--tta"]) == 0
+    result = last_json_line(capsys.readouterr().out)
+    assert result["mode"] == "faces" and result["n"] == 14 and result["tta"] is True
+    assert all(c["support"] == 2 for c in result["per_class"].values())
+
+    predictor = load_predictor(tiny_model, tta=True)
+    faces = ds.faces[:3]
+    np.testing.assert_allclose(predictor.predict(faces), predictor.predict(faces[:, :, ::-1]), atol=1e-6)
+
+
+def test_metrics_by_hand():
+    from trainer.evaluate import metrics
+
+    truth = np.array([0, 0, 0, 3, 3, 6])
+    pred = np.array([0, 0, 3, 3, 6, 6])
+    m = metrics(truth, pred)
+    assert m["accuracy"] == pytest.approx(4 / 6, abs=1e-4) and m["n"] == 6
+    assert m["per_class"]["angry"] == {"precision": 1.0, "recall": pytest.approx(0.6667, abs=1e-4),
+                                       "f1": pytest.approx(0.8, abs=1e-4), "support": 3}
+    assert m["per_class"]["happy"]["precision"] == 0.5 and m["per_class"]["disgust"]["support"] == 0
+    assert m["confusion"][0] == [2, 0, 0, 1, 0, 0, 0]
+
+
+def test_evaluate_raw_pictures_through_dlib(tiny_model, tmp_path, capsys):
+    """A few scraped pictures through dlib + crop_face + the int8 model; the counts add up."""
+    from tests.shared_data import shared_data
+
+    seed = shared_data("scraped-seed")
+    assert train_cli(["evaluate", str(tiny_model), str(seed), "--limit", "14", "--upsample", "0",
+                      "--json", "--report", str(tmp_path / "rep")]) == 0
+    result = last_json_line(capsys.readouterr().out)
+    assert result["mode"] == "pictures"
+    assert result["n"] + result["unreadable"] == 14
+    assert 0 < result["n_found"] <= result["n"], "dlib finds a face in some of the scraped pictures"
+    assert result["accuracy"] <= result["accuracy_found"] + 1e-9
+    assert sum(map(sum, result["confusion"])) == result["n_found"]
+    rows = json.loads((tmp_path / "rep" / "metrics.json").read_text())["per_picture"]
+    assert len(rows) == result["n"] and all((r["faces"] > 0) == (r["predicted"] >= 0) for r in rows)

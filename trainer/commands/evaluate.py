@@ -1,0 +1,101 @@
+"""moodcam-train evaluate MODEL DATA [--json] [--report DIR] [--tta]
+
+MODEL: a run folder (its best.keras), a .keras file, or an exported .tflite (with its sidecar).
+DATA:  pre-cropped faces (an .npz data set, or ``<label>/*`` picture folders as FER2013's), or raw
+       pictures in folders named after an emotion (``Happy+Human+Faces/*``), which go through the
+       edge pipeline: dlib HOG detection + edge.preprocess.crop_face + the model.
+
+``--json`` contract: the LAST line on stdout is one JSON object with at least
+``accuracy`` (0..1; for pictures: right pictures / all readable pictures, no face = wrong),
+``n`` (faces, or readable pictures), ``per_class`` ({label: {precision, recall, f1, support}}),
+``macro_f1``, ``labels``, ``confusion`` (rows truth, columns predicted), ``mode`` ("faces" or
+"pictures"), ``model``, ``data``, ``tta``; pictures add ``accuracy_found``, ``n_found``,
+``faces_found_rate``, ``faces_total``, ``unreadable``. Per-picture rows are left out of the
+line (they are in ``--report DIR``/metrics.json).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HELP = "measure a Keras run or a .tflite on faces or raw pictures"
+DESCRIPTION = __doc__
+
+
+def add_arguments(p) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the contract's line breaks
+    p.add_argument("model", type=Path, help="run folder, .keras file or .tflite (with its .json sidecar)")
+    p.add_argument("data", type=Path, help=".npz faces, <label>/ face folders, or emotion-named folders of raw pictures")
+    p.add_argument("--mode", choices=["auto", "faces", "pictures"], default="auto",
+                   help="auto: .npz and folders of small square pictures are faces, anything else raw pictures")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last stdout line")
+    p.add_argument("--report", type=Path, metavar="DIR", help="write metrics.json, confusion.{json,png}, report.md here")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average each face with its mirror image")
+    p.add_argument("--upsample", type=int, default=1, help="dlib HOG upsampling for raw pictures (0 = fastest)")
+    p.add_argument("--max-side", type=int, default=640, help="raw pictures are shrunk to this longer side first, as a camera frame")
+    p.add_argument("--limit", type=int, help="evaluate only this many raw pictures, spread over the folders")
+    p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: the runtime's)")
+
+
+def guess_mode(data: Path, size: int) -> str:
+    """faces for .npz files and folders whose first pictures are small squares; else pictures."""
+    if data.is_file():
+        return "faces"
+    from PIL import Image
+
+    from trainer.datasets import IMAGE_SUFFIXES
+
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()):
+        for f in sorted(folder.iterdir())[:5]:
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                try:
+                    with Image.open(f) as im:
+                        w, h = im.size
+                except OSError:
+                    continue
+                return "faces" if w == h and w <= 2 * size else "pictures"
+    return "pictures"
+
+
+def run(args) -> int:
+    import sys
+
+    from edge.modelfile import ModelFileError
+
+    try:
+        return _run(args)
+    except (ModelFileError, FileNotFoundError, ValueError) as exc:
+        print(f"moodcam-train evaluate: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    from trainer.datasets import load_dataset
+    from trainer.evaluate import evaluate_faces, evaluate_pictures, load_predictor, summary_lines, write_report
+
+    if not args.data.exists():
+        raise FileNotFoundError(f"data {args.data} does not exist")
+    predictor = load_predictor(args.model, tta=args.tta, num_threads=args.threads)
+    mode = guess_mode(args.data, predictor.crop.size) if args.mode == "auto" else args.mode
+    if mode == "faces":
+        ds = load_dataset(args.data, predictor.crop.size)
+        result = evaluate_faces(predictor, ds.faces, ds.labels)
+    else:
+        result = evaluate_pictures(predictor, args.data, upsample=args.upsample, max_side=args.max_side,
+                                   limit=args.limit, progress=not args.json)
+    result |= {"model": str(args.model), "model_kind": predictor.kind, "data": str(args.data), "tta": args.tta}
+    if args.report:
+        for path in write_report(result, args.report):
+            if not args.json:
+                print(f"wrote {path}")
+    if args.json:
+        line = {k: v for k, v in result.items() if k not in ("per_picture", "unreadable_files")}
+        print(json.dumps(line))
+    else:
+        print("\n".join(summary_lines(result)))
+        from trainer.evaluate import per_class_markdown
+
+        print(per_class_markdown(result))
+    return 0

@@ -1,0 +1,52 @@
+"""moodcam-train export runs/NAME --out models/NAME [--force]
+
+Writes models/NAME.tflite (full-integer int8) + models/NAME.json (labels, crop parameters,
+quantization, sha256, the run's data summary and hyper-parameters, float vs int8 validation
+accuracy and agreement, single-threaded latency). Refuses, writing nothing, when int8 loses more
+than --max-drop points of validation accuracy against float, unless --force.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "export a run as int8 .tflite + JSON sidecar"
+DESCRIPTION = __doc__
+
+
+def add_arguments(p) -> None:
+    import argparse
+
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the contract's line breaks
+    p.add_argument("run", type=Path, help="run folder written by 'moodcam-train fit'")
+    p.add_argument("--out", type=Path, required=True, help="output path without suffix (writes OUT.tflite + OUT.json)")
+    p.add_argument("--force", action="store_true", help="write the model even when int8 loses more than --max-drop")
+    p.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                   help="largest int8-vs-float validation accuracy loss accepted, in percentage points (default 1.0)")
+    p.add_argument("--checkpoint", default="best.keras", help="which checkpoint of the run (best.keras or last.keras)")
+    p.add_argument("--samples", type=int, default=500, help="representative training faces for int8 calibration")
+    p.add_argument("--margin", type=float, help="override the crop margin recorded in the sidecar")
+    p.add_argument("--test", type=Path, nargs="*", default=[], metavar="DATA",
+                   help="face data sets (e.g. FER2013 PublicTest) scored with the int8 model and recorded in the sidecar")
+
+
+def run(args) -> int:
+    import sys
+
+    from trainer.export import ExportRefused, export_run
+
+    tflite = Path(str(args.out) if str(args.out).endswith(".tflite") else str(args.out) + ".tflite")
+    if tflite.exists() and not args.force:
+        print(f"moodcam-train export: error: {tflite} exists; pass --force to replace it", file=sys.stderr)
+        return 2
+    try:
+        path = export_run(args.run, args.out, force=args.force, max_drop_points=args.max_drop,
+                          checkpoint=args.checkpoint, margin=args.margin, samples=args.samples,
+                          test_data=args.test)
+    except ExportRefused as exc:
+        print(f"moodcam-train export: refused: {exc}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"moodcam-train export: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
