@@ -112,6 +112,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     ``test_data`` (faces: .npz or <label>/ folders) is scored with the int8 model and recorded.
     """
     import contextlib
+    import dataclasses
     import datetime
     import io
     import json
@@ -141,7 +142,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     train, val, _ = load_training_data(train_paths, val_paths, hp)
     crop = run_crop_params(run)
     if margin is not None:
-        crop = CropParams(size=crop.size, margin=margin, square=crop.square)
+        crop = dataclasses.replace(crop, margin=margin)
 
     model = keras.models.load_model(run / checkpoint, custom_objects=custom_objects(), compile=False)
     log(f"converting {run / checkpoint} to int8 ({min(samples, len(train))} representative training faces)")
