@@ -22,7 +22,7 @@ def run(args) -> int:
 
     try:
         source = open_source(args.state_dir)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:  # RuntimeError: edge.store.StoreError
         print(f"moodcam export-reviewed: {e}", file=sys.stderr)
         return 2
     try:

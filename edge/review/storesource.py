@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from edge.labels import LABELS
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange, ReviewItem
 
-# Rows read per query while walking every reviewed row for the statistics.
-_CHUNK = 2000
 _MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
 
@@ -24,7 +23,7 @@ def to_item(row) -> ReviewItem:
         id=int(row.id), ts=float(row.ts), label=row.label, confidence=None if row.confidence is None else float(row.confidence),
         review_label=row.review_label, not_face=bool(row.not_face), reviewed_at=row.reviewed_at,
         track=None if track is None else int(track), frame=getattr(row, "frame", None),
-        probs=tuple(float(p) for p in (getattr(row, "probs", None) or ())),
+        probs=tuple(float((row.probs or {}).get(label, 0.0)) for label in LABELS) if row.probs else (),
         model_sha256=getattr(row, "model_sha256", None), name=str(getattr(row, "crop_file", "") or ""))
 
 
@@ -45,10 +44,14 @@ class StoreSource:
     mode = "store"
 
     def __init__(self, state_dir: Path, busy_timeout_s: float = 10.0, readonly: bool = False):
-        from edge.store import Store
+        from edge.store import DB_NAME, Store
 
         self.state_dir = Path(state_dir).resolve()
         self.description = str(self.state_dir)
+        if not (self.state_dir / DB_NAME).is_file():
+            # Opening read-write would create an empty log; a typo in the path deserves an error.
+            raise FileNotFoundError(f"no moodcam store in {self.state_dir} (no {DB_NAME}); give the daemon's "
+                                    "state directory (or --folder FACES/ to label pictures)")
         self.store = Store(self.state_dir, readonly=readonly, busy_timeout_s=busy_timeout_s)
         self._lock = threading.Lock()
 
@@ -64,15 +67,9 @@ class StoreSource:
             return self.store.count(**_query_args(filters))
 
     def iter_reviewed(self, filters: Filters):
-        args = _query_args(filters) | {"reviewed": True}
-        offset = 0
-        while True:
-            with self._lock:
-                rows = self.store.faces(order="time", limit=_CHUNK, offset=offset, **args)
-            yield from (to_item(r) for r in rows)
-            if len(rows) < _CHUNK:
-                return
-            offset += len(rows)
+        # Keyset paging in the store: constant memory however many faces were reviewed.
+        for row in self.store.iter_faces(batch=1000, **(_query_args(filters) | {"reviewed": True})):
+            yield to_item(row)
 
     def get(self, item_id: int) -> ReviewItem:
         with self._lock:
@@ -83,9 +80,13 @@ class StoreSource:
 
     def crop_file(self, item_id: int) -> Path:
         """The crop file of a row, from the database only; never a path from the request."""
-        self.get(item_id)
-        with self._lock:
-            path = self.store.crop_path(item_id)
+        from edge.store import StoreError
+
+        try:
+            with self._lock:
+                path = self.store.crop_path(item_id)
+        except StoreError:  # the row points outside the crops directory (a tampered database)
+            raise NotFound(item_id) from None
         if path is None:
             raise NotFound(item_id)
         path = Path(path).resolve()
@@ -116,13 +117,19 @@ class StoreSource:
                 befores.append(to_item(row))
             result = []
             for ch, before in zip(changes, befores):
-                if ch.action == "clear":
-                    self.store.clear_review(ch.id)
-                elif ch.action == "not_face":
-                    self.store.set_review(ch.id, label=None, not_face=True)
-                else:
-                    self.store.set_review(ch.id, label=ch.label if ch.action == "label" else before.label)
-                result.append((before, to_item(self.store.get(ch.id))))
+                try:
+                    if ch.action == "clear":
+                        self.store.clear_review(ch.id)
+                    elif ch.action == "not_face":
+                        self.store.set_review(ch.id, label=None, not_face=True)
+                    else:
+                        self.store.set_review(ch.id, label=ch.label if ch.action == "label" else before.label)
+                    after = self.store.get(ch.id)
+                except KeyError:  # retention deleted it in between
+                    raise NotFound(ch.id) from None
+                if after is None:
+                    raise NotFound(ch.id)
+                result.append((before, to_item(after)))
             return result
 
     def close(self) -> None:

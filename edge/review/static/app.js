@@ -198,8 +198,10 @@ function fillCard(card, item) {
   meta.replaceChildren();
   const row1 = el("div", "row1");
   const corrected = item.reviewed && !item.not_face && item.label && item.review_label !== item.label;
-  const pred = el("span", "pred " + labelClass(item.label) + (corrected ? " struck" : ""),
-    item.label || (folder ? "unlabeled" : "–"));
+  // No prediction (folder mode): show the reviewer's label there once there is one.
+  const shown = item.label || (item.reviewed && !item.not_face ? item.review_label : null);
+  const pred = el("span", "pred " + labelClass(shown) + (corrected ? " struck" : ""),
+    shown || (folder ? "unlabeled" : "–"));
   row1.appendChild(pred);
   if (item.confidence !== null) row1.appendChild(el("span", "conf", pct(item.confidence)));
   meta.appendChild(row1);
