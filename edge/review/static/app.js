@@ -458,6 +458,7 @@ function buildControls() {
     chip.setAttribute("aria-pressed", "false");
     chip.append(label, el("span", "n", ""));
     chip.addEventListener("click", () => {
+      chip.blur();  // keys belong to the grid, not to the last button clicked
       chip.setAttribute("aria-pressed", chip.getAttribute("aria-pressed") !== "true");
       load(true);
     });
@@ -482,7 +483,8 @@ function buildControls() {
   });
   document.querySelectorAll('input[name="reviewed"]').forEach((r) => r.addEventListener("change", () => { r.blur(); load(true); }));
   for (const id of ["#min-conf", "#max-conf", "#since", "#until", "#order"]) $(id).addEventListener("change", () => load(true));
-  $("#reset").addEventListener("click", () => { history.replaceState(null, "", "#"); applyHash(); load(true); });
+  $("#reset").addEventListener("click", () => { $("#reset").blur(); history.replaceState(null, "", "#"); applyHash(); load(true); });
+  $("#accuracy-chip").addEventListener("click", () => $("#accuracy-section").scrollIntoView({ behavior: "smooth" }));
   $("#more-button").addEventListener("click", () => load(false));
   if (state.info.mode === "folder") {
     $("#confidence-section").hidden = true;
