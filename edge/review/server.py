@@ -46,9 +46,14 @@ class Change(BaseModel):
     label: Label | None = Field(None, description="the label, for action=label")
 
 
+# Each change is its own durable (fsynced) commit in the store; 500 keeps one request under a
+# few seconds on a Pi's SD card. The page sends larger selections in chunks of this size.
+MAX_CHANGES = 500
+
+
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    changes: list[Change] = Field(min_length=1, max_length=5000)
+    changes: list[Change] = Field(min_length=1, max_length=MAX_CHANGES)
 
 
 def _filters(labels, reviewed, min_confidence, max_confidence, since, until) -> Filters:

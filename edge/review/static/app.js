@@ -4,6 +4,7 @@
 "use strict";
 
 const PAGE = 120;
+const MAX_CHANGES = 500;  // = server.MAX_CHANGES
 const $ = (sel) => document.querySelector(sel);
 const state = {
   info: null,
@@ -323,7 +324,8 @@ function act(action, label) {
     if (!list.length) { toast("No prediction to accept here: press 1–7 to label.", true); return; }
   }
   const changes = list.map((it) => (action === "label" ? { id: it.id, action, label } : { id: it.id, action }));
-  send(changes, true);
+  // The server takes at most MAX_CHANGES per request; a huge selection goes in chunks.
+  for (let i = 0; i < changes.length; i += MAX_CHANGES) send(changes.slice(i, i + MAX_CHANGES), true);
   if (bulk) state.selected.clear();
   else move(1, false);
   paintFocus();
