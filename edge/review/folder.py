@@ -125,6 +125,8 @@ class FolderSource:
         return items  # no confidences here: the confidence filter does not apply
 
     def query(self, filters: Filters, order: str, limit: int, offset: int) -> tuple[list[ReviewItem], int]:
+        if offset == 0:  # a fresh list (page load, new filter, "r"): pick up pictures added meanwhile
+            self.rescan()
         with self._lock:
             items = self._matching(filters)
         if order == "time":
