@@ -26,6 +26,17 @@ def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def confusion_by_iteration(source, filters: Filters) -> dict[tuple[str | None, str], int]:
+    """{(predicted label or None, reviewer label or "not_face"): count} by walking reviewed items."""
+    cells: dict[tuple[str | None, str], int] = {}
+    for item in source.iter_reviewed(filters):
+        column = NOT_FACE if item.not_face else item.review_label
+        if column is not None:
+            key = (item.label, column)
+            cells[key] = cells.get(key, 0) + 1
+    return cells
+
+
 def stats(source, filters: Filters) -> dict:
     """Counts and the accuracy estimate over the time/confidence range of ``filters``.
 
@@ -36,26 +47,18 @@ def stats(source, filters: Filters) -> dict:
     total = source.count(base)
     reviewed = source.count(replace(base, reviewed=True))
     predicted = {label: source.count(replace(base, labels=(label,))) for label in LABELS}
+    cells = source.confusion(base) if hasattr(source, "confusion") else confusion_by_iteration(source, base)
     columns = list(LABELS) + [NOT_FACE]
-    matrix = {p: {c: 0 for c in columns} for p in LABELS}
-    unpredicted = {c: 0 for c in columns}       # folder mode: pictures with no prediction
-    by_reviewer = {c: 0 for c in columns}
-    models: dict[str, list[int]] = {}           # sha256 prefix -> [faces reviewed, correct]
-    for item in source.iter_reviewed(base):
-        column = NOT_FACE if item.not_face else item.review_label
-        if column is None:
-            continue
-        by_reviewer[column] += 1
-        row = matrix.get(item.label) if item.label else None
-        (row if row is not None else unpredicted)[column] += 1
-        if row is not None and column != NOT_FACE and item.model_sha256:
-            m = models.setdefault(item.model_sha256[:12], [0, 0])
-            m[0] += 1
-            m[1] += int(column == item.label)
-    judged = sum(matrix[p][c] for p in LABELS for c in LABELS)
-    correct = sum(matrix[p][p] for p in LABELS)
-    false_detections = sum(matrix[p][NOT_FACE] for p in LABELS)
+    matrix = [[cells.get((p, c), 0) for c in columns] for p in LABELS]
+    unpredicted = {c: cells.get((None, c), 0) for c in columns}     # folder mode: no prediction
+    by_reviewer = {c: sum(n for (_, col), n in cells.items() if col == c) for c in columns}
+    judged = sum(matrix[i][j] for i in range(len(LABELS)) for j in range(len(LABELS)))
+    correct = sum(matrix[i][i] for i in range(len(LABELS)))
     interval = wilson_interval(correct, judged)
+    recall = {}
+    for j, label in enumerate(LABELS):
+        said = sum(matrix[i][j] for i in range(len(LABELS)))
+        recall[label] = matrix[j][j] / said if said else None
     return {
         "total": total,
         "reviewed": reviewed,
@@ -66,12 +69,9 @@ def stats(source, filters: Filters) -> dict:
             "correct": correct,
             "value": correct / judged if judged else None,
             "interval95": list(interval) if interval else None,
-            "not_face": false_detections,
-            "per_class_recall": {l: (matrix[l][l] / s if (s := sum(matrix[p][l] for p in LABELS)) else None)
-                                  for l in LABELS},
+            "not_face": sum(row[-1] for row in matrix),  # detections a reviewer said were no face
+            "per_class_recall": recall,
         },
-        "confusion": {"rows": list(LABELS), "columns": columns,
-                      "matrix": [[matrix[p][c] for c in columns] for p in LABELS]},
+        "confusion": {"rows": list(LABELS), "columns": columns, "matrix": matrix},
         "unpredicted": unpredicted,
-        "models": {k: {"judged": v[0], "correct": v[1], "value": v[1] / v[0]} for k, v in models.items()},
     }

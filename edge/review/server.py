@@ -1,7 +1,7 @@
 """The review server: FastAPI over a review source (the store, or a labelled folder).
 
 ``create_app(source, token=..., check_host=...)`` builds the app; ``serve`` runs it with uvicorn.
-The API (``/docs`` for the OpenAPI page):
+The API (its OpenAPI schema is at ``/openapi.json``):
 
     GET  /api/info                 what is reviewed, labels, keys, the write token for the page
     GET  /api/faces                one page of items, filtered and sorted, and the total
@@ -64,8 +64,9 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
     """The app for one source. ``token``: required on every request; ``check_host``: accept only
     loopback Host headers (set it when bound to loopback)."""
     guard = Guard(token, check_host)
-    app = FastAPI(title="moodcam review", version="1", description=__doc__,
-                  docs_url="/docs", redoc_url=None)
+    # No /docs: Swagger UI loads scripts from a CDN (the Pi may be offline, and the CSP forbids
+    # it); the schema itself is at /openapi.json.
+    app = FastAPI(title="moodcam review", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.source = source
     app.state.guard = guard
 
