@@ -7,6 +7,7 @@ A screenshot goes to artifacts/review.png.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -184,9 +185,31 @@ def test_review_flow_in_chromium(state_dir, tmp_path):
     # ... and the export carries it: <label>/<id>.png for every reviewed face, not the non-face.
     out_dir = tmp_path / "reviewed"
     proc = subprocess.run([sys.executable, "-m", "edge", "export-reviewed", str(state_dir), "--out", str(out_dir)],
-                          cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                          cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.png"))
     assert files == sorted(f"{label}/{i}.png" for i, label in expected.items() if label != "not_face")
     manifest = json.loads((out_dir / "manifest.json").read_text())
     assert manifest["count"] == 6 and manifest["skipped"]["not_face"] == 1
+
+
+def test_token_link_in_chromium(state_dir):
+    """With a token, the printed link opens the page; crops load on the cookie; keys still save."""
+    from edge.store import Store
+
+    with review_server(str(state_dir), "--token") as (base, out), chromium(1000, 700) as driver:
+        link = out.split("open ", 1)[1].split()[0]
+        assert "?token=" in link
+        page = Page(driver, base)
+        driver.get(base + "/")                                     # no token: nothing is shown
+        assert "token is required" in driver.page_source
+        driver.get(link.replace(link.split("/?")[0], base))
+        page.wait.until(lambda d: d.current_url.rstrip("#") == base + "/")  # the token left the address bar
+        page.until_count(N)
+        page.wait.until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('#grid img')].slice(0, 4).every(i => i.complete && i.naturalWidth === 48)"))
+        page.keys("3")                                             # 3 = fear
+        page.until_verdict(21, "fear")
+        page.saved()
+    with Store(state_dir, readonly=True) as store:
+        assert store.get(21).review_label == "fear"

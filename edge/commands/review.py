@@ -64,8 +64,13 @@ def run(args) -> int:
         return 2
     from edge.review.server import serve
 
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    link = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else shown}:{args.port}/"
+    if args.host in ("0.0.0.0", "::"):  # every address: name this machine, as seen from others
+        import socket
+
+        shown = socket.gethostname()
+    else:
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+    link = f"http://{shown}:{args.port}/"
     if token:
         link += f"?token={token}"
     print(f"moodcam review: {source.mode} {source.description}", flush=True)

@@ -28,6 +28,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def cookie_name(port: int | None) -> str:
+    """Cookies ignore ports; one name per port keeps two servers on one host from clobbering."""
+    return f"{COOKIE}_{port}" if port else COOKIE
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(24)
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.labels import LABELS
 from edge.review import queries
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange
-from edge.review.security import COOKIE, HEADER, Guard
+from edge.review.security import HEADER, Guard, cookie_name
 
 STATIC = Path(__file__).parent / "static"
 MAX_ID = 2**62                      # SQLite integers are 64-bit; larger ids are a 422, not a 500
@@ -72,14 +72,15 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
 
     @app.middleware("http")
     async def guard_requests(request: Request, call_next):
+        cookie = cookie_name(request.url.port)
         refused = guard.check(request.method, request.headers.get("host", ""), request.headers.get(HEADER),
-                              request.cookies.get(COOKIE), request.query_params.get("token"))
+                              request.cookies.get(cookie), request.query_params.get("token"))
         if refused:
             response = JSONResponse({"detail": refused[1]}, status_code=refused[0])
         elif token and request.method == "GET" and request.url.path == "/" and "token" in request.query_params:
             # Trade the link's token for a cookie and drop it from the address bar and history.
             response = RedirectResponse("/", status_code=303)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/")
+            response.set_cookie(cookie, token, httponly=True, samesite="strict", path="/")
         else:
             response = await call_next(request)
         for key, value in SECURITY_HEADERS.items():
