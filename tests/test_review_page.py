@@ -126,6 +126,9 @@ def test_review_flow_in_chromium(state_dir, tmp_path):
         page.until_verdict(15 - cols, predicted(15 - cols))
         page.saved()
         accepted = 15 - cols
+        page.keys(Keys.HOME, "n")                     # jump to the first face still to review
+        assert page.focused() == 15
+        page.wait.until(lambda d: d.title == "moodcam review · 7/21")  # progress in the tab title
 
         # Filters: predicted label, then reviewed only, then confidence; sort hardest first.
         page.click(".chip[data-label='happy']")
@@ -204,8 +207,8 @@ def test_token_link_in_chromium(state_dir):
         driver.get(base + "/")                                     # no token: nothing is shown
         assert "token is required" in driver.page_source
         driver.get(link.replace(link.split("/?")[0], base))
-        page.wait.until(lambda d: d.current_url.rstrip("#") == base + "/")  # the token left the address bar
         page.until_count(N)
+        assert driver.current_url.split("#")[0] == base + "/"     # the token left the address bar
         page.wait.until(lambda d: d.execute_script(
             "return [...document.querySelectorAll('#grid img')].slice(0, 4).every(i => i.complete && i.naturalWidth === 48)"))
         page.keys("3")                                             # 3 = fear

@@ -11,12 +11,12 @@ not a face (x) or undo (u), with counts, an accuracy estimate and a confusion ma
 With --folder, label a folder of face pictures instead; labels are saved in FOLDER/labels.csv.
 Bound to 127.0.0.1 by default. Any other --host requires a token on every request: give one with
 --token TOKEN (or $MOODCAM_REVIEW_TOKEN), or one is generated and printed in the link to open."""
-DEFAULT_STATE_DIR = Path("/var/lib/moodcam")
 
 
 def add_arguments(p) -> None:
     p.add_argument("state_dir", nargs="?", type=Path,
-                   help=f"the daemon's state directory (default: $MOODCAM_STATE_DIR or {DEFAULT_STATE_DIR})")
+                   help="the daemon's state directory (default: $MOODCAM_STATE_DIR, else /var/lib/moodcam "
+                        "or ~/.local/state/moodcam, as the daemon chooses)")
     p.add_argument("--folder", type=Path, help="label a folder of face pictures instead of the log")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs a token)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
@@ -53,7 +53,9 @@ def run(args) -> int:
         else:
             from edge.review.storesource import StoreSource
 
-            state_dir = args.state_dir or Path(os.environ.get("MOODCAM_STATE_DIR", DEFAULT_STATE_DIR))
+            from edge.store import default_state_dir
+
+            state_dir = args.state_dir or Path(os.environ.get("MOODCAM_STATE_DIR") or default_state_dir())
             if not state_dir.is_dir():
                 print(f"moodcam review: state directory {state_dir} does not exist; give the daemon's "
                       "STATE_DIR (or --folder FACES/ to label pictures)", file=sys.stderr)

@@ -115,14 +115,18 @@ function applyHash() {
 }
 
 // ---------- loading ----------
+// A new list (reset) always starts and makes any older answer stale; "more" waits its turn.
+let loadSeq = 0;
 async function load(reset) {
-  if (state.loading) return;
+  if (!reset && state.loading) return;
+  const seq = ++loadSeq;
   state.loading = true;
   const f = readFilters();
   if (reset) writeHash(f);
   const offset = reset ? 0 : state.items.length;
   try {
     const data = await api(`/api/faces?${query(f)}&limit=${PAGE}&offset=${offset}`);
+    if (seq !== loadSeq) return;  // superseded by a newer filter
     if (reset) {
       state.items = [];
       state.byId.clear();
@@ -145,7 +149,7 @@ async function load(reset) {
   } catch (e) {
     toast("Could not load faces: " + e.message, true);
   } finally {
-    state.loading = false;
+    if (seq === loadSeq) state.loading = false;
   }
   refreshStats();
 }
@@ -255,6 +259,7 @@ function renderStats(s) {
     document.createTextNode("Reviewed "), el("b", "", s.reviewed.toLocaleString()),
     document.createTextNode(" of "), el("b", "", s.total.toLocaleString()),
     document.createTextNode(s.total ? `  (${Math.floor((100 * s.reviewed) / s.total)}%)` : ""));
+  document.title = `moodcam review · ${s.reviewed}/${s.total}`;
   $("#progress-bar").style.width = s.total ? (100 * s.reviewed) / s.total + "%" : "0";
   for (const chip of document.querySelectorAll(".chip")) {
     chip.querySelector(".n").textContent = (s.predicted[chip.dataset.label] || 0).toLocaleString();
@@ -399,6 +404,15 @@ function move(delta, extend) {
   if (to >= n - columns() && state.items.length < state.total) load(false);
 }
 
+function nextUnreviewed() {
+  const n = state.items.length;
+  for (let step = 1; step <= n; step++) {
+    const i = (state.focus + step) % n;
+    if (!state.items[i].reviewed) { state.focus = i; state.anchor = null; return; }
+  }
+  toast(state.items.length < state.total ? "All loaded faces are reviewed: scroll on for more" : "Every face here is reviewed");
+}
+
 function onCardClick(ev, index) {
   const id = state.items[index].id;
   if (ev.shiftKey) {
@@ -441,6 +455,7 @@ function onKey(ev) {
     if (it) { if (state.selected.has(it.id)) state.selected.delete(it.id); else state.selected.add(it.id); }
   } else if (k === "Escape") { state.selected.clear(); state.anchor = null; }
   else if (k === "r" || k === "R") { load(true); }
+  else if (k === "n" || k === "N") { nextUnreviewed(); }
   else handled = false;
   if (handled) {
     ev.preventDefault();
