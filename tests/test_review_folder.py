@@ -133,3 +133,25 @@ def test_label_mode_in_chromium(faces):
         card = driver.find_element("css selector", ".card[data-reviewed='happy'] .pred")
         assert card.text == "happy"                                 # no prediction: the label shows instead
         wait.until(lambda d: "Reviewed 1 of 7" in d.find_element("css selector", "#progress-text").text)
+
+
+def test_unwritable_folder_and_full_disk_are_clear_errors(faces, monkeypatch):
+    if os.geteuid() != 0:
+        faces.chmod(0o500)
+        try:
+            with pytest.raises(PermissionError, match="cannot write labels.csv"):
+                FolderSource(faces)
+        finally:
+            faces.chmod(0o700)
+    src = FolderSource(faces)
+    client = TestClient(create_app(src, check_host=False))
+    token = client.get("/api/info").json()["write_token"]
+
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("edge.review.folder.write_private", full)   # the disk fills up
+    r = client.post("/api/reviews", json={"changes": [{"id": 1, "action": "label", "label": "sad"}]},
+                    headers={"x-moodcam-token": token})
+    assert r.status_code == 507 and "No space left" in r.json()["detail"]
+    assert client.get("/api/faces/1").json()["reviewed"] is False   # not shown as saved when it was not

@@ -216,3 +216,31 @@ def test_token_link_in_chromium(state_dir):
         page.saved()
     with Store(state_dir, readonly=True) as store:
         assert store.get(21).review_label == "fear"
+
+
+def test_paging_select_all_and_bulk_accept(tmp_path):
+    """More faces than one page: End loads the rest; Ctrl+A then Enter accepts every one."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from edge.store import Store
+
+    state = tmp_path / "state"
+    fill_store(state, 130)
+    with review_server(str(state)) as (base, _), chromium(1280, 800) as driver:
+        page = Page(driver, base)
+        page.open()
+        page.until_count(120)                                       # one page
+        page.keys(Keys.END)
+        page.until_count(130)                                       # the rest, on reaching the end
+        assert page.ids() == list(range(130, 0, -1))
+        ActionChains(driver).key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).perform()
+        assert driver.execute_script("return document.querySelectorAll('.card.selected').length") == 130
+        page.keys(Keys.ENTER)
+        page.wait.until(lambda _: all(page.verdicts().values()))
+        page.saved()
+        page.wait.until(lambda d: d.title == "moodcam review · 130/130")
+        page.wait.until(lambda d: d.find_element("css selector", "#accuracy .big").text == "100%")
+    with Store(state, readonly=True) as store:
+        assert store.count(reviewed=True) == 130
+        assert all(f.review_label == f.label for f in store.faces())

@@ -61,7 +61,7 @@ def run(args) -> int:
                       "STATE_DIR (or --folder FACES/ to label pictures)", file=sys.stderr)
                 return 2
             source = StoreSource(state_dir)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:  # RuntimeError: edge.store.StoreError
+    except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: edge.store.StoreError
         print(f"moodcam review: {e}", file=sys.stderr)
         return 2
     from edge.review.server import serve

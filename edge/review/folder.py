@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import threading
 from pathlib import Path, PurePosixPath
 
@@ -38,6 +39,9 @@ class FolderSource:
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such folder; give a folder of face pictures to label")
         self.labels_path = self.folder / LABELS_FILE
+        if not os.access(self.folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"{self.folder}: cannot write {LABELS_FILE} here; labels are saved beside the "
+                                  "pictures, so run as a user who may write the folder (or copy it somewhere writable)")
         self.description = str(self.folder)
         self._clock = clock or time.time
         self._lock = threading.Lock()
@@ -186,20 +190,23 @@ class FolderSource:
                     raise NotFound(ch.id)
                 if ch.action == "accept" and self._item(ch.id - 1).label is None:
                     raise CannotApply(f"picture {ch.id} ({self._files[ch.id - 1]}) has no prediction to accept; press 1-7 to label it")
-            result = []
+            befores = [self._item(ch.id - 1) for ch in changes]
+            saved = dict(self._labels)
             now = self._clock()
             for ch in changes:
                 before = self._item(ch.id - 1)
-                rel = before.name
                 if ch.action == "clear":
-                    self._labels.pop(rel, None)
+                    self._labels.pop(before.name, None)
                 elif ch.action == "not_face":
-                    self._labels[rel] = (None, True, now)
+                    self._labels[before.name] = (None, True, now)
                 else:
-                    self._labels[rel] = (ch.label if ch.action == "label" else before.label, False, now)
-                result.append((before, self._item(ch.id - 1)))
-            self._write_labels()
-            return result
+                    self._labels[before.name] = (ch.label if ch.action == "label" else before.label, False, now)
+            try:
+                self._write_labels()
+            except BaseException:
+                self._labels = saved  # what the page sees must be what is on disk
+                raise
+            return [(b, self._item(ch.id - 1)) for b, ch in zip(befores, changes)]
 
     def close(self) -> None:
         pass

@@ -13,6 +13,8 @@ The API (its OpenAPI schema is at ``/openapi.json``):
 """
 from __future__ import annotations
 
+import errno
+import sqlite3
 from pathlib import Path
 from typing import Literal
 
@@ -157,6 +159,11 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
             raise not_found(e.args[0]) from None
         except (CannotApply, ValueError) as e:
             raise HTTPException(422, str(e)) from None
+        except OSError as e:  # disk full (edge.store.StoreFullError), a read-only file system
+            code = 507 if e.errno in (errno.ENOSPC, errno.EDQUOT) else 503
+            raise HTTPException(code, f"not saved: {e.strerror or e}; free some space or fix the file system and retry") from None
+        except sqlite3.OperationalError as e:  # the daemon held the write lock past the busy timeout
+            raise HTTPException(503, f"not saved: the store is busy ({e}); retry") from None
         return {"before": [b.to_json() for b, _ in done], "items": [a.to_json() for _, a in done]}
 
     @app.get("/api/stats")
