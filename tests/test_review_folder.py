@@ -120,7 +120,7 @@ def test_label_mode_in_chromium(faces):
 
     with review_server("--folder", str(faces)) as (base, _), chromium(1200, 800) as driver:
         driver.get(base + "/#order=time")
-        wait = WebDriverWait(driver, 20)
+        wait = WebDriverWait(driver, 60)
         wait.until(lambda d: len(d.find_elements("css selector", "#grid .card")) == 7)
         assert not driver.find_element("css selector", "#confidence-section").is_displayed()
         first = driver.execute_script("return document.querySelector('.card.focused .row2 span:last-child').textContent")

@@ -39,7 +39,7 @@ class Page:
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.d, self.base = driver, base
-        self.wait = WebDriverWait(driver, 20)
+        self.wait = WebDriverWait(driver, 60)
 
     def open(self, hash_=""):
         self.d.get(self.base + "/" + hash_)
