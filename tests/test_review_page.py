@@ -241,6 +241,15 @@ def test_paging_select_all_and_bulk_accept(tmp_path):
         page.saved()
         page.wait.until(lambda d: d.title == "moodcam review · 130/130")
         page.wait.until(lambda d: d.find_element("css selector", "#accuracy .big").text == "100%")
+        # The daemon logs two more faces meanwhile: the page says so, and r shows them.
+        fill_store(state, 2, t0=1_796_000_000.0, seed=9)
+        driver.execute_script("pollNew()")                          # the 15 s poll, now
+        page.wait.until(lambda d: d.find_element("css selector", "#new-faces").text == "2 new · press r")
+        assert len(page.ids()) == 130                               # the grid did not move by itself
+        page.keys("r")
+        page.wait.until(lambda _: page.ids()[:3] == [132, 131, 130])  # newest first, a fresh first page
+        assert not driver.find_element("css selector", "#new-faces").is_displayed()
     with Store(state, readonly=True) as store:
         assert store.count(reviewed=True) == 130
-        assert all(f.review_label == f.label for f in store.faces())
+        assert all(f.review_label == f.label for f in store.faces(reviewed=True))
+        assert store.count(reviewed=False) == 2

@@ -135,6 +135,7 @@ async function load(reset) {
       $("#grid").replaceChildren();
     }
     state.total = data.total;
+    $("#new-faces").hidden = true;
     const frag = document.createDocumentFragment();
     for (const item of data.items) {
       if (state.byId.has(item.id)) continue;  // a row logged meanwhile shifted the pages
@@ -404,6 +405,26 @@ function move(delta, extend) {
   if (to >= n - columns() && state.items.length < state.total) load(false);
 }
 
+// Bigger or smaller faces (+ / -), remembered in this browser.
+function zoom(delta) {
+  const size = Math.max(120, Math.min(360, (Number(localStorage.getItem("moodcam.thumb")) || 176) + delta));
+  localStorage.setItem("moodcam.thumb", size);
+  document.documentElement.style.setProperty("--thumb", size + "px");
+}
+
+// The daemon keeps logging while you review: say when new faces match, without moving the grid.
+async function pollNew() {
+  if (document.hidden || state.loading || !state.info) return;
+  try {
+    const f = readFilters();
+    const data = await api(`/api/faces?${query(f)}&limit=1`);
+    const extra = data.total - state.total;
+    const e = $("#new-faces");
+    e.hidden = extra <= 0;
+    e.textContent = extra > 0 ? `${extra} new · press r` : "";
+  } catch (e) { /* the next poll will tell */ }
+}
+
 function nextUnreviewed() {
   const n = state.items.length;
   for (let step = 1; step <= n; step++) {
@@ -456,6 +477,8 @@ function onKey(ev) {
   } else if (k === "Escape") { state.selected.clear(); state.anchor = null; }
   else if (k === "r" || k === "R") { load(true); }
   else if (k === "n" || k === "N") { nextUnreviewed(); }
+  else if (k === "+" || k === "=") { zoom(40); }
+  else if (k === "-") { zoom(-40); }
   else handled = false;
   if (handled) {
     ev.preventDefault();
@@ -502,6 +525,7 @@ function buildControls() {
   for (const id of ["#min-conf", "#max-conf", "#since", "#until", "#order"]) $(id).addEventListener("change", () => load(true));
   $("#reset").addEventListener("click", () => { $("#reset").blur(); history.replaceState(null, "", "#"); applyHash(); load(true); });
   $("#accuracy-chip").addEventListener("click", () => $("#accuracy-section").scrollIntoView({ behavior: "smooth" }));
+  $("#new-faces").addEventListener("click", () => { $("#new-faces").blur(); load(true); });
   $("#more-button").addEventListener("click", () => load(false));
   if (state.info.mode === "folder") {
     $("#confidence-section").hidden = true;
@@ -524,6 +548,8 @@ async function start() {
   $("#source").title = state.info.source;
   buildControls();
   applyHash();
+  zoom(0);
+  setInterval(pollNew, 15000);
   await load(true);
 }
 
