@@ -42,9 +42,16 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
+
+from edge.storefiles import TMP_SUFFIX, file_size, make_private_dir, make_reserve, write_file_atomic
+from edge.storefiles import is_disk_full as _is_full
+from edge.storeschema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["FaceRecord", "LoggedFace", "Store", "StoreError", "StoreFullError", "default_state_dir", "iso_utc",
+           "parse_time", "encode_png", "DB_NAME", "CROPS_DIR", "TMP_SUFFIX", "SCHEMA_VERSION", "MIGRATIONS"]
 
 log = logging.getLogger("moodcam.store")
 
@@ -53,12 +60,8 @@ CROPS_DIR = "crops"
 LOCK_NAME = ".writer.lock"
 RESERVE_NAME = ".reserve"
 RESERVE_BYTES = 1 << 20
-TMP_SUFFIX = ".tmp"
-SCHEMA_VERSION = 1
 ORDERS = ("time", "time_desc", "confidence", "confidence_desc", "id")
 
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-_SQLITE_FULL = 13
 
 
 @dataclass(frozen=True)
@@ -158,41 +161,6 @@ def parse_time(value: str | float | int | datetime) -> float:
     return parse_time(dt)
 
 
-def _is_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
-        return True
-    if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "disk is full" in str(exc)
-    return False
-
-
-def _size(path) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _make_dir(path: Path) -> None:
-    """mkdir -p with 0700 on every directory this creates."""
-    if path.is_dir():
-        return
-    _make_dir(path.parent)
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        return
-    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask; make it exact
-
-
 def encode_png(crop: np.ndarray) -> bytes:
     """PNG bytes of a uint8 gray crop (H, W); refuses anything else with a clear error."""
     from PIL import Image
@@ -205,48 +173,6 @@ def encode_png(crop: np.ndarray) -> bytes:
     Image.fromarray(np.ascontiguousarray(arr), mode="L").save(buf, format="PNG")
     return buf.getvalue()
 
-
-# --- schema ------------------------------------------------------------------------------------
-
-def _migrate_0_to_1(db: sqlite3.Connection) -> None:
-    db.execute("""
-        CREATE TABLE faces (
-            id            INTEGER PRIMARY KEY AUTOINCREMENT,
-            ts            REAL    NOT NULL,
-            ts_iso        TEXT    NOT NULL,
-            frame         INTEGER NOT NULL,
-            track         INTEGER NOT NULL,
-            box_x         INTEGER NOT NULL,
-            box_y         INTEGER NOT NULL,
-            box_w         INTEGER NOT NULL,
-            box_h         INTEGER NOT NULL,
-            label         TEXT    NOT NULL,
-            confidence    REAL    NOT NULL,
-            probs         TEXT    NOT NULL,   -- JSON object label -> probability
-            model_sha256  TEXT    NOT NULL,
-            source        TEXT    NOT NULL DEFAULT '',
-            crop_file     TEXT    NOT NULL UNIQUE,
-            crop_bytes    INTEGER NOT NULL,
-            review_label  TEXT,
-            not_face      INTEGER NOT NULL DEFAULT 0,
-            reviewed_at   REAL
-        )""")
-    db.execute("CREATE INDEX faces_ts ON faces (ts, id)")
-    # partial indexes: retention and the review page walk "oldest unreviewed" / "oldest reviewed"
-    db.execute("CREATE INDEX faces_unreviewed_ts ON faces (ts, id) WHERE reviewed_at IS NULL")
-    db.execute("CREATE INDEX faces_reviewed_ts ON faces (ts, id) WHERE reviewed_at IS NOT NULL")
-    db.execute("CREATE INDEX faces_label ON faces (label)")
-    db.execute("""
-        CREATE TABLE heartbeat (
-            id          INTEGER PRIMARY KEY CHECK (id = 1),
-            written_at  REAL NOT NULL,
-            stats       TEXT NOT NULL         -- JSON object from the daemon
-        )""")
-
-
-# MIGRATIONS[n] takes a database at schema n to n + 1, inside one transaction. Add a function
-# here (never edit an old one) and bump SCHEMA_VERSION when the schema changes.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
 
 _COLUMNS = ("id, ts, frame, track, box_x, box_y, box_w, box_h, label, confidence, probs, model_sha256, "
             "source, crop_file, crop_bytes, review_label, not_face, reviewed_at")
@@ -360,7 +286,7 @@ class Store:
                 full = _is_full(exc) or self._fs_nearly_full()
                 if full and attempt == 1 and not readonly and self.release_reserve():
                     continue
-                if full and attempt == 1 and readonly and _size(f"{self.db_path}-wal") == 0:
+                if full and attempt == 1 and readonly and file_size(f"{self.db_path}-wal") == 0:
                     # An empty or missing WAL: everything committed is in the database file itself,
                     # so reading it as immutable is exact and needs no new -shm file: `moodcam
                     # status` still works on a full disk.
@@ -403,8 +329,8 @@ class Store:
 
     def _create_files(self) -> None:
         try:
-            _make_dir(self.state_dir)
-            _make_dir(self.crops_dir)
+            make_private_dir(self.state_dir)
+            make_private_dir(self.crops_dir)
             for name in (DB_NAME, LOCK_NAME):
                 # SQLite gives -wal and -shm the database file's mode, so creating it 0600 here
                 # keeps all three private regardless of the process umask.
@@ -586,30 +512,10 @@ class Store:
         return face_id
 
     def _write_file(self, final: Path, data: bytes) -> None:
-        """temp file in the target dir, write, fsync, rename, fsync dir; nothing left on failure."""
-        tmp = final.with_name(f".{final.name}{TMP_SUFFIX}")
         try:
-            try:
-                _make_dir(final.parent)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileNotFoundError:  # the day dir was removed by retention between the two calls
-                _make_dir(final.parent)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, final)
-            _fsync_dir(final.parent)
+            write_file_atomic(final, data)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             if _is_full(exc):
-                with contextlib.suppress(OSError):
-                    final.unlink()
                 raise StoreFullError(f"writing crop {final.name}") from exc
             raise
 
@@ -766,36 +672,7 @@ class Store:
         return self._reserve_ok
 
     def _make_reserve(self) -> bool:
-        try:
-            if self.reserve_path.stat().st_size >= self.reserve_bytes:
-                return True
-        except FileNotFoundError:
-            pass
-        fd = None
-        try:
-            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT, 0o600)
-            try:
-                os.posix_fallocate(fd, 0, self.reserve_bytes)  # real blocks, not a sparse hole
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                    raise
-                os.lseek(fd, 0, os.SEEK_SET)
-                zeros = bytes(65536)
-                for start in range(0, self.reserve_bytes, len(zeros)):
-                    os.write(fd, zeros[: min(len(zeros), self.reserve_bytes - start)])
-            os.fsync(fd)
-            return True
-        except OSError as exc:
-            if not _is_full(exc):
-                raise
-            if fd is not None:
-                os.close(fd)
-                fd = None
-            self.reserve_path.unlink(missing_ok=True)  # a partial reserve would only mislead
-            return False
-        finally:
-            if fd is not None:
-                os.close(fd)
+        return make_reserve(self.reserve_path, self.reserve_bytes)
 
     def release_reserve(self) -> bool:
         """Give the reserve's space back to the file system; False when there was none.

@@ -208,3 +208,24 @@ def test_reopening_keeps_data_and_schema(tmp_path):
     with Store(tmp_path / "s") as s:
         assert s.get(face_id).review_label == "neutral" and s.verify() == []
         assert s.startup_cleanup == {"temp_files": 0, "orphan_crops": 0, "empty_dirs": 0, "skipped": False}
+
+
+def test_migration_hook_upgrades_an_older_store(tmp_path, monkeypatch):
+    import edge.store
+    from edge.storeschema import MIGRATIONS
+
+    with Store(tmp_path / "s") as s:
+        face_id = s.log_face(make_record(0), make_crop(0))
+
+    def add_note(db):  # what a future schema change looks like
+        db.execute("ALTER TABLE faces ADD COLUMN note TEXT")
+
+    monkeypatch.setitem(MIGRATIONS, SCHEMA_VERSION, add_note)
+    monkeypatch.setattr(edge.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION}, this moodcam needs {SCHEMA_VERSION + 1}"):
+        Store(tmp_path / "s", readonly=True)
+    with Store(tmp_path / "s") as s:
+        assert s.get(face_id).frame == 0
+    db = sqlite3.connect(tmp_path / "s" / DB_NAME)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    assert "note" in [row[1] for row in db.execute("PRAGMA table_info(faces)")]

@@ -7,6 +7,7 @@ and logged counts come from the heartbeat the daemon writes into the store about
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -116,5 +117,8 @@ def run(args) -> int:
         status = collect(store, check=args.check)
     finally:
         store.close()
-    print(json.dumps(status, indent=2) if args.json else format_text(status))
+    try:
+        print(json.dumps(status, indent=2) if args.json else format_text(status), flush=True)
+    except BrokenPipeError:  # `moodcam status | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if status.get("problems") else 0
