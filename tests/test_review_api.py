@@ -162,3 +162,22 @@ def test_cli_prints_token_link_and_refuses_missing_store(state_dir, tmp_path):
     # The server never created a store (or anything else) where there was none.
     assert list((tmp_path / "empty").iterdir()) == []
     assert stat.S_IMODE((state_dir / "moodcam.db").stat().st_mode) == 0o600
+
+
+def test_busy_store_is_a_clear_503(state_dir):
+    """Another process holds the write lock past the busy timeout: the review is refused, not lost silently."""
+    source = StoreSource(state_dir, busy_timeout_s=0.2)
+    client = TestClient(create_app(source, check_host=False))
+    token = client.get("/api/info").json()["write_token"]
+    blocker = sqlite3.connect(state_dir / "moodcam.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")                      # as a long daemon write would
+    try:
+        r = client.post("/api/reviews", json={"changes": [{"id": 1, "action": "accept"}]},
+                        headers={"x-moodcam-token": token})
+        assert r.status_code == 503 and "busy" in r.json()["detail"]
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    r = client.post("/api/reviews", json={"changes": [{"id": 1, "action": "accept"}]}, headers={"x-moodcam-token": token})
+    assert r.status_code == 200                             # and goes through once the lock is free
+    source.close()

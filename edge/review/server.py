@@ -162,8 +162,9 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
         except OSError as e:  # disk full (edge.store.StoreFullError), a read-only file system
             code = 507 if e.errno in (errno.ENOSPC, errno.EDQUOT) else 503
             raise HTTPException(code, f"not saved: {e.strerror or e}; free some space or fix the file system and retry") from None
-        except sqlite3.OperationalError as e:  # the daemon held the write lock past the busy timeout
-            raise HTTPException(503, f"not saved: the store is busy ({e}); retry") from None
+        except (sqlite3.OperationalError, RuntimeError) as e:  # the daemon held the write lock past the
+            # busy timeout (edge.store.StoreError says so), or the store is unusable: say it, don't 500
+            raise HTTPException(503, f"not saved: {e}") from None
         return {"before": [b.to_json() for b, _ in done], "items": [a.to_json() for _, a in done]}
 
     @app.get("/api/stats")
