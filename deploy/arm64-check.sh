@@ -107,6 +107,12 @@ mount -t proc proc "$ROOTFS/proc"; MOUNTS+=("$ROOTFS/proc")
 bind /sys "$ROOTFS/sys"
 bind /dev "$ROOTFS/dev"
 cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# Trust what this machine trusts (a TLS-inspecting proxy's CA, say), or pip cannot reach PyPI.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
+    chroot "$ROOTFS" update-ca-certificates >/dev/null
+fi
 # No init runs in a chroot: keep package scripts from trying to start services.
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"
 chmod +x "$ROOTFS/usr/sbin/policy-rc.d"
@@ -129,7 +135,7 @@ PIC_NAME="$(ls "$ROOTFS/src/pictures")"
 phase "install.sh --skip-pi-packages inside the arm64 root (qemu-aarch64)"
 echo "uname -m in the root: $(chroot "$ROOTFS" uname -m), dpkg: $(chroot "$ROOTFS" dpkg --print-architecture)"
 timed install chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    bash /src/moodcam/deploy/install.sh --skip-pi-packages --model /src/model/default.tflite
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt bash /src/moodcam/deploy/install.sh --skip-pi-packages --model /src/model/default.tflite
 
 phase "what got installed (no TensorFlow, numpy < 2)"
 chroot "$ROOTFS" /opt/moodcam/venv/bin/python -m pip list --disable-pip-version-check 2>/dev/null \
