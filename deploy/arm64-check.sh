@@ -120,7 +120,7 @@ chmod +x "$ROOTFS/usr/sbin/policy-rc.d"
 phase "copying the source, the model and the test picture into the root"
 rm -rf "$ROOTFS/src"
 mkdir -p "$ROOTFS/src/moodcam" "$ROOTFS/src/model" "$ROOTFS/src/pictures"
-tar -C "$SOURCE" --exclude=./.git --exclude=./.arm64 --exclude='./.venv*' --exclude=./models \
+tar -C "$SOURCE" --exclude=./.git --exclude=./.arm64 --exclude=./.amd64 --exclude='./.venv*' --exclude=./models \
     --exclude='*/__pycache__' --exclude=./build --exclude='*.egg-info' -cf - . | tar -C "$ROOTFS/src/moodcam" -xf -
 cp "$MODEL" "$ROOTFS/src/model/default.tflite"
 cp "${MODEL%.tflite}.json" "$ROOTFS/src/model/default.json"

@@ -240,7 +240,7 @@ trap 'rm -f "$SYSUSERS_TMP"; rm -rf "$BUILD_TMP"' EXIT
 printf '+ (copy %s without .git, venvs, build output and models to %s)\n' "$SOURCE" "$BUILD_TMP/moodcam"
 if [ "$DRY_RUN" = 0 ]; then
     mkdir "$BUILD_TMP/moodcam"
-    tar -C "$SOURCE" --exclude=./.git --exclude='./.venv*' --exclude=./.arm64 --exclude=./models \
+    tar -C "$SOURCE" --exclude=./.git --exclude='./.venv*' --exclude=./.arm64 --exclude=./.amd64 --exclude=./models \
         --exclude=./build --exclude='*.egg-info' --exclude='*/__pycache__' -cf - . | tar -C "$BUILD_TMP/moodcam" -xf -
 fi
 # edge: the daemon (dlib-bin, LiteRT, OpenCV); review: the review page. Never TensorFlow.
@@ -285,7 +285,8 @@ install_unit moodcam-review.service
 if [ -n "$ROOT" ]; then
     run systemctl --root="$ROOT" enable moodcam.service
 else
-    run systemctl daemon-reload
+    # Only a running systemd can reload; in a chroot, enabling (symlinks) is all there is to do.
+    if [ -d /run/systemd/system ]; then run systemctl daemon-reload; fi
     run systemctl enable moodcam.service
 fi
 note "moodcam-review.service is installed but not enabled: it runs only when you start it"

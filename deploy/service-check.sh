@@ -127,10 +127,10 @@ ln -sf /etc/systemd/system/moodcam-probe.service "$ROOTFS/etc/systemd/system/mul
 
 phase "booting the root with systemd-nspawn"
 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 timeout 900 systemd-nspawn -b -D "$ROOTFS" --register=no --keep-unit -q \
-    2>&1 | tee "$DIR/boot.log" | grep --line-buffered '^PROBE' || true
+    2>&1 | tee "$DIR/boot.log" | grep --line-buffered -o 'PROBE .*' || true
 phase "verdict"
 fail=0
-check() { if grep -qE "$2" "$DIR/boot.log"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
+check() { if grep -oE 'PROBE .*' "$DIR/boot.log" | grep -qE "$2"; then echo "ok   $1"; else echo "FAIL $1"; fail=1; fi; }
 check "Type=notify start (READY=1)" '^PROBE start ok .* state=active/running'
 check "still running after 20 s, STATUS= set" '^PROBE after 20s state=active/running restarts=0 status=.+'
 check "watchdog restarts a frozen daemon" '^PROBE after freeze restarts=1 state=active'
