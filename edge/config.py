@@ -51,7 +51,7 @@ class DetectorConfig:
     min_face_px: int = _f(80, "ignore faces narrower than this, in frame pixels", min=1, max=4096)
     score_threshold: float = _f(0.0, "dlib detection score threshold (higher = fewer, surer faces)",
                                 min=-2.0, max=5.0)
-    every_n_frames: int = _f(6, "run the detector on every Nth frame; faces are tracked in between",
+    every_n_frames: int = _f(8, "run the detector on every Nth frame; faces are tracked in between",
                              min=1, max=300)
 
 
@@ -85,8 +85,8 @@ class LoggingConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    state_dir: str = _f("", "where the SQLite log and the face crops live; empty = the store's default "
-                            "($MOODCAM_STATE_DIR, $STATE_DIRECTORY under systemd, else ~/.local/state/moodcam)")
+    state_dir: str = _f("", "where the SQLite log and the face crops live; empty = /var/lib/moodcam when "
+                            "it is writable, else $XDG_STATE_HOME/moodcam (~/.local/state/moodcam)")
     retry_full_s: float = _f(30.0, "after a full disk, wait this long before trying to log again "
                                    "(faces are counted as dropped meanwhile)", min=0.0, max=3600.0)
 

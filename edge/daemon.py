@@ -82,6 +82,7 @@ class Daemon:
                  self.classifier.runtime, self.classifier.meta.tflite_sha256[:12], self.state_dir)
 
     def stop(self) -> None:
+        self.stop_event.set()
         if self.notifier is not None:
             self.notifier.stopping()
         self.stop_signals()
@@ -116,13 +117,32 @@ class Daemon:
         self._next_heartbeat = 0.0
 
     def start_retention(self) -> None:
-        from edge import retention
+        """A thread that applies the retention limits now and every check_interval_s.
 
+        Its own thread, so deleting a backlog of crops on a slow SD card never stalls frames (or
+        trips the watchdog); the store is thread-safe. After a full disk the loop wakes it early.
+        """
+        self._retention_wake = threading.Event()
+        try:
+            from edge import retention
+        except ImportError:  # TEMPORARY until the store branch ships edge/retention.py
+            log.warning("edge.retention missing: no retention")
+            return
         r = self.config.retention
-        self._retention = retention
-        self._policy = retention.RetentionPolicy(max_age_days=r.max_age_days, max_total_mb=r.max_total_mb,
-                                                 min_free_mb=r.min_free_mb, reviewed_max_age_days=r.reviewed_max_age_days)
-        self._next_retention = 0.0     # run once at start: the disk may have filled while we were down
+        policy = retention.RetentionPolicy(max_age_days=r.max_age_days, max_total_mb=r.max_total_mb,
+                                           min_free_mb=r.min_free_mb, reviewed_max_age_days=r.reviewed_max_age_days)
+
+        def loop():
+            while not self.stop_event.is_set():
+                try:
+                    retention.enforce(self.store, policy)
+                except Exception as exc:   # retention must never stop the camera
+                    log.warning("retention failed: %s", exc)
+                self._retention_wake.wait(r.check_interval_s)
+                self._retention_wake.clear()
+
+        self._retention = threading.Thread(target=loop, name="retention", daemon=True)
+        self._retention.start()
 
     def start_camera(self) -> None:
         cfg = self.config.camera
@@ -154,7 +174,10 @@ class Daemon:
             self.camera.close()
 
     def stop_retention(self) -> None:
-        self._retention = None
+        if self._retention is not None:
+            self._retention_wake.set()       # the stop event is already set: the loop ends
+            self._retention.join(timeout=30)
+            self._retention = None
 
     def stop_store(self) -> None:
         if self.store is not None:
@@ -193,7 +216,7 @@ class Daemon:
         return status
 
     def loop(self) -> None:
-        next_due = time.monotonic()
+        next_due = self.stats.started = time.monotonic()
         while not self.stop_event.is_set():
             frame = self.camera.read()
             if frame is None:
@@ -241,7 +264,7 @@ class Daemon:
             except self._store_module.StoreFullError as exc:
                 self.stats.dropped += 1
                 self._store_retry_at = time.monotonic() + self.config.store.retry_full_s
-                self._next_retention = 0.0        # free space now if the policy allows
+                self._retention_wake.set()        # free space now if the policy allows
                 log.warning("disk full, not logging for %.0f s (faces are counted): %s",
                             self.config.store.retry_full_s, exc)
                 continue
@@ -249,13 +272,6 @@ class Daemon:
             self.policy.logged(face.track_id, label, frame.ts)
 
     def _housekeeping(self) -> None:
-        now = time.monotonic()
-        if self._retention is not None and now >= self._next_retention:
-            self._next_retention = now + self.config.retention.check_interval_s
-            try:
-                self._retention.enforce(self.store, self._policy)
-            except Exception as exc:   # retention must never stop the camera
-                log.warning("retention failed: %s", exc)
         self._heartbeat()
 
     def _heartbeat(self, force: bool = False) -> None:
@@ -265,6 +281,7 @@ class Daemon:
         self._next_heartbeat = now + self.config.systemd.heartbeat_interval_s
         try:
             self.store.write_heartbeat({**self.stats.summary(), "source": self.camera.name if self.camera else "",
+                                        "dropped_full_disk": self.stats.dropped,
                                         "model_sha256": self.classifier.meta.tflite_sha256 if self.classifier else "",
                                         "reason": self.exit_reason})
         except Exception as exc:
