@@ -427,7 +427,12 @@ class Camera:
             self.failed_reads += 1
             log.warning("camera %s: failed read %d/%d: %s", self.name, failures, self.config.retries, error)
             if failures >= self.config.retries or hung:
-                self._reopen(hung)
+                try:
+                    self._reopen(hung)
+                except CameraError:
+                    if self.stop_event.is_set():   # asked to stop while waiting to reopen: a clean end
+                        return None
+                    raise
                 failures = 0
         return None
 
