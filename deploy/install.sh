@@ -317,7 +317,7 @@ moodcam is installed$([ "$DRY_RUN" = 1 ] && echo " (dry run: nothing was changed
   Follow the daemon (a status line per minute: fps, faces, logged rows, disk use):
       journalctl -u moodcam -f
   The same figures from the store:
-      sudo -u $SERVICE_USER $VENV/bin/moodcam status $STATE_DIR
+      sudo -u $SERVICE_USER $VENV/bin/moodcam status --state $STATE_DIR
   Settings: $CONF  (then: sudo systemctl restart moodcam)
   Review the log: sudo systemctl start moodcam-review   (127.0.0.1:8080 on the Pi), then on your desktop:
       ssh -L 8080:127.0.0.1:8080 ${SUDO_USER:-pi}@$(hostname 2>/dev/null || echo raspberrypi).local

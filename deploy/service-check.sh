@@ -95,7 +95,7 @@ sleep 20
 say "after 20s state=$(show ActiveState)/$(show SubState) restarts=$(show NRestarts) status=$(show StatusText)"
 say "sandbox: $(systemctl show moodcam.service -p PrivateNetwork -p DevicePolicy -p ProtectSystem -p User -p WatchdogUSec | tr '\n' ' ')"
 say "state dir: $(ls -la /var/lib/moodcam | tail -n +2 | awk '{print $1, $3, $NF}' | tr '\n' ';')"
-runuser -u moodcam -- /opt/moodcam/venv/bin/moodcam status /var/lib/moodcam 2>&1 | sed 's/^/PROBE status: /' | head -20
+runuser -u moodcam -- /opt/moodcam/venv/bin/moodcam status --state /var/lib/moodcam 2>&1 | sed 's/^/PROBE status: /' | head -20
 pid=$(show MainPID)
 say "freezing pid $pid with SIGSTOP (watchdog 15s)"
 kill -STOP "$pid"
