@@ -75,13 +75,21 @@ grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
     || die "binfmt_misc has no enabled qemu-aarch64 entry: apt-get install binfmt-support qemu-user-static; update-binfmts --enable qemu-aarch64"
 { [ -f "$MODEL" ] && [ -f "${MODEL%.tflite}.json" ]; } || die "no model at $MODEL (+ .json sidecar): pass --model PATH"
 
+# A run killed half-way can leave /proc, /sys or /dev mounted in the root: unmount them before
+# deleting it, and never let rm cross into another file system (the host's /dev!).
+unmount_under() {
+    local m
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done \
+        < <(awk -v r="$1" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
+}
 BASE="$DIR/base"
 ROOTFS="$DIR/root"
 
 # ---------------------------------------------------------------- the arm64 root
 if [ ! -f "$BASE/.debootstrap-done" ]; then
     phase "debootstrap bookworm arm64 into $BASE"
-    rm -rf "$BASE"
+    unmount_under "$BASE"
+    rm -rf --one-file-system "$BASE"
     timed debootstrap debootstrap --arch=arm64 --variant=minbase --include=ca-certificates \
         bookworm "$BASE" "$MIRROR"
     touch "$BASE/.debootstrap-done"
@@ -99,7 +107,8 @@ if [ "$REUSE" = 1 ] && [ -d "$ROOTFS/opt/moodcam" ]; then
     phase "reusing $ROOTFS (install.sh runs again: the upgrade path)"
 else
     phase "fresh root: $ROOTFS from the cached base"
-    rm -rf "$ROOTFS"
+    unmount_under "$ROOTFS"
+rm -rf --one-file-system "$ROOTFS"
     cp -a "$BASE" "$ROOTFS"
 fi
 mkdir -p "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev"
@@ -111,7 +120,9 @@ cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
-    chroot "$ROOTFS" update-ca-certificates >/dev/null
+    # Appended directly: update-ca-certificates takes minutes under qemu (a process per cert);
+    # the copies above keep them in the bundle when a package later regenerates it.
+    cat /usr/local/share/ca-certificates/*.crt >>"$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 fi
 # No init runs in a chroot: keep package scripts from trying to start services.
 printf '#!/bin/sh\nexit 101\n' >"$ROOTFS/usr/sbin/policy-rc.d"

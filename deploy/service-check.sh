@@ -36,16 +36,25 @@ command -v systemd-nspawn >/dev/null || die "systemd-nspawn is missing: apt-get 
 T0=$SECONDS
 phase() { printf '\n=== [%4ds] %s\n' "$((SECONDS - T0))" "$*"; }
 
+# A run killed half-way can leave /proc, /sys or /dev mounted in the root: unmount them before
+# deleting it, and never let rm cross into another file system (the host's /dev!).
+unmount_under() {
+    local m
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done \
+        < <(awk -v r="$1" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
+}
 BASE="$DIR/base"
 ROOTFS="$DIR/root"
 if [ ! -f "$BASE/.debootstrap-done" ]; then
     phase "debootstrap bookworm amd64 (with systemd) into $BASE"
-    rm -rf "$BASE"
+    unmount_under "$BASE"
+    rm -rf --one-file-system "$BASE"
     debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificates bookworm "$BASE" "$MIRROR"
     touch "$BASE/.debootstrap-done"
 fi
 phase "fresh root from the cached base"
-rm -rf "$ROOTFS"
+unmount_under "$ROOTFS"
+rm -rf --one-file-system "$ROOTFS"
 cp -a "$BASE" "$ROOTFS"
 echo moodcam-check >"$ROOTFS/etc/hostname"
 cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf"

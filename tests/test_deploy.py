@@ -404,10 +404,28 @@ def test_arm64_install_and_classify_match_x86_64(tmp_path):
         pytest.skip("set MOODCAM_ARM64_CHECK=1 to run the arm64 install check (slow: debootstrap + qemu)")
     if os.geteuid() != 0:
         pytest.skip("the arm64 check needs root (debootstrap, chroot, mounts)")
-    model = Path(os.environ.get("MOODCAM_ARM64_MODEL", REPO / "models/default.tflite"))
+    model = Path(os.environ.get("MOODCAM_CHECK_MODEL", REPO / "models/default.tflite"))
     args = ["bash", str(DEPLOY / "arm64-check.sh"), "--model", str(model), "--host-python", sys.executable]
     if os.environ.get("MOODCAM_ARM64_DIR"):
         args += ["--dir", os.environ["MOODCAM_ARM64_DIR"]]
     result = subprocess.run(args, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert "same labels and boxes on arm64 and x86_64" in result.stdout
+
+
+# ------------------------------------------------------------------ the unit under a real systemd (slow)
+
+@pytest.mark.timeout(3600)
+def test_service_under_systemd_notify_watchdog_and_clean_stop():
+    """deploy/service-check.sh: a bookworm amd64 root booted with systemd-nspawn runs the shipped
+    moodcam.service (demo camera): READY=1 start, STATUS=, watchdog restart of a frozen daemon,
+    clean SIGTERM stop. Needs root, debootstrap, systemd-container and PyPI; 3-6 minutes."""
+    if os.environ.get("MOODCAM_SERVICE_CHECK") != "1":
+        pytest.skip("set MOODCAM_SERVICE_CHECK=1 to boot the service under systemd-nspawn (root, slow)")
+    if os.geteuid() != 0:
+        pytest.skip("the service check needs root (debootstrap, chroot, systemd-nspawn)")
+    model = Path(os.environ.get("MOODCAM_CHECK_MODEL", REPO / "models/default.tflite"))
+    result = subprocess.run(["bash", str(DEPLOY / "service-check.sh"), "--model", str(model)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    assert result.stdout.count("\nok   ") == 4, result.stdout[-3000:]
