@@ -313,6 +313,19 @@ def test_model_that_does_not_match_its_sidecar_is_refused(system):
     assert "does not match its sidecar" in result.stderr
 
 
+def test_prefix_moves_the_venv_and_rewrites_the_units(system, tmp_path):
+    needs_config_example()
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    shutil.copy(system["os_release"], root / "etc/os-release")
+    result = install(system, "--dry-run", "--root", str(root), "--prefix", "/srv/moodcam", "--skip-pi-packages",
+                     "--model", str(system["model"]))
+    assert result.returncode == 0, result.stderr
+    assert f"python3 -m venv --system-site-packages {root}/srv/moodcam/venv" in result.stdout
+    assert f"s#/opt/moodcam/#/srv/moodcam/#g {DEPLOY / 'moodcam.service'} > {root}/etc/systemd/system/moodcam.service" \
+        in result.stdout.replace("\\#", "#")
+
+
 def test_unknown_option_is_an_error(system):
     result = install(system, "--dryrun")
     assert result.returncode == 1 and "unknown option '--dryrun'" in result.stderr
