@@ -150,7 +150,7 @@ timed install chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bi
 
 phase "what got installed (no TensorFlow, numpy < 2)"
 chroot "$ROOTFS" /opt/moodcam/venv/bin/python -m pip list --disable-pip-version-check 2>/dev/null \
-    | grep -iE '^(numpy|opencv|dlib|ai-edge|scikit-image|fastapi|uvicorn|moodcam|tensorflow) ' || true
+    | grep -iE '^(numpy|opencv-python-headless|dlib-bin|ai-edge-litert|scikit-image|fastapi|uvicorn|moodcam|tensorflow) ' || true
 chroot "$ROOTFS" /opt/moodcam/venv/bin/python -c 'import numpy, systemd.daemon; print("numpy", numpy.__version__, "| systemd-python from", systemd.daemon.__file__)'
 if chroot "$ROOTFS" /opt/moodcam/venv/bin/python -c 'import tensorflow' 2>/dev/null; then die "TensorFlow is importable in the Pi venv"; fi
 ls -l "$ROOTFS/etc/systemd/system/multi-user.target.wants/moodcam.service"
