@@ -1,0 +1,443 @@
+"""Frame sources behind one small interface, and a :class:`Camera` that never hangs.
+
+A source has ``open()``, ``read() -> RGB uint8 array | None`` (None = the stream ended, e.g. the
+end of a video file) and ``close()``; it may raise :class:`SourceError` or block. The Camera runs
+every open/read on a worker thread with a timeout, retries failed reads, reopens the source with
+backoff, and finally raises :class:`CameraError` so the daemon exits non-zero and systemd
+restarts it: a camera ribbon that works loose must not leave a silent, hung daemon behind.
+
+Source specs: ``auto``, ``picamera2``, ``v4l2:N``, ``file:PATH``, ``dir:PATH``, ``demo``, or any
+other string OpenCV can open (``rtsp://...``, ``/dev/video2``).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from edge.config import CameraConfig
+
+log = logging.getLogger("moodcam.camera")
+
+PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".mpo", ".ppm", ".pgm"}
+
+
+class SourceSpecError(ValueError):
+    """A source string that names no known kind of source."""
+
+
+class SourceError(RuntimeError):
+    """A source failed to open or to deliver a frame (it may recover after a reopen)."""
+
+
+class CameraError(RuntimeError):
+    """The camera is gone for good: every reopen attempt failed. The daemon exits non-zero."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str   # auto | picamera2 | v4l2 | file | dir | demo | url
+    arg: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.arg}" if self.arg else self.kind
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int            # 0, 1, 2... in the order the daemon received them
+    ts: float             # capture time, seconds since the epoch (UTC)
+    image: np.ndarray     # (height, width, 3) uint8 RGB
+
+
+class Source(Protocol):
+    name: str
+
+    def open(self) -> None: ...
+    def read(self) -> np.ndarray | None: ...
+    def close(self) -> None: ...
+
+
+def parse_source(spec: str) -> SourceSpec:
+    spec = spec.strip()
+    if spec in ("auto", "picamera2", "demo"):
+        return SourceSpec(spec)
+    kind, sep, arg = spec.partition(":")
+    if sep and kind == "v4l2":
+        if not arg.isdigit():
+            raise SourceSpecError(f"'v4l2:' needs a device number such as v4l2:0 (for /dev/video0)")
+        return SourceSpec("v4l2", arg)
+    if sep and kind in ("file", "dir"):
+        if not arg:
+            raise SourceSpecError(f"'{kind}:' needs a path, e.g. {kind}:/home/pi/{'clip.mp4' if kind == 'file' else 'pictures'}")
+        return SourceSpec(kind, arg)
+    if "://" in spec or spec.startswith("/dev/"):
+        return SourceSpec("url", spec)
+    import difflib
+
+    close = difflib.get_close_matches(spec.split(":")[0], ["auto", "picamera2", "v4l2", "file", "dir", "demo"], n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise SourceSpecError(f"unknown source {spec!r}{hint} (use auto, picamera2, v4l2:N, file:PATH, dir:PATH, "
+                          "demo, or a URL/device path OpenCV can open)")
+
+
+def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale ``image`` (RGB) to fit width x height keeping its aspect, centred on black."""
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR))
+    out = np.zeros((height, width, 3), np.uint8)
+    y0, x0 = (height - nh) // 2, (width - nw) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = resized
+    return out
+
+
+def load_picture(path: Path) -> np.ndarray:
+    """An RGB uint8 array from any picture Pillow reads (first frame of GIF/MPO, EXIF rotation
+    applied); raises ValueError naming the file when it is not a readable picture."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{path}: not a readable picture ({type(exc).__name__}: {exc})") from None
+
+
+# ----------------------------------------------------------------------------------- sources
+
+class DirSource:
+    """The pictures of a folder (recursively), in name order; unreadable files are skipped."""
+
+    def __init__(self, path: str, width: int, height: int):
+        self.name = f"dir:{path}"
+        self.path, self.width, self.height = Path(path), width, height
+        self._files: list[Path] = []
+        self._next = 0
+        self.skipped = 0
+
+    def open(self) -> None:
+        if not self.path.is_dir():
+            raise SourceError(f"{self.path} is not a folder (dir: needs a folder of pictures)")
+        self._files = sorted(p for p in self.path.rglob("*") if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"{self.path} holds no pictures ({', '.join(sorted(PICTURE_SUFFIXES))})")
+
+    def read(self) -> np.ndarray | None:
+        while self._next < len(self._files):
+            path = self._files[self._next]
+            self._next += 1
+            try:
+                return fit_frame(load_picture(path), self.width, self.height)
+            except ValueError as exc:
+                self.skipped += 1
+                log.warning("skipping %s", exc)
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class OpenCVSource:
+    """A V4L2 device, a URL, or (``ends=True``) a video file that ends at its last frame."""
+
+    def __init__(self, target: str | int, width: int, height: int, *, ends: bool, name: str):
+        self.name, self.target, self.width, self.height, self.ends = name, target, width, height, ends
+        self._cap = None
+
+    def open(self) -> None:
+        import cv2
+
+        if self.ends and not Path(str(self.target)).is_file():
+            raise SourceError(f"video file {self.target} does not exist")
+        cap = cv2.VideoCapture(self.target)
+        if not cap.isOpened():
+            raise SourceError(f"OpenCV cannot open {self.name}; check the device/URL exists and is not in use")
+        if not self.ends:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue of old ones
+        self._cap = cap
+
+    def read(self) -> np.ndarray | None:
+        import cv2
+
+        ok, bgr = self._cap.read()
+        if not ok or bgr is None:
+            if self.ends:
+                return None
+            raise SourceError(f"{self.name} delivered no frame")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if rgb.shape[:2] != (self.height, self.width):
+            rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return rgb
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class Picamera2Source:
+    """The Raspberry Pi camera through picamera2 (imported only here, only when chosen)."""
+
+    name = "picamera2"
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+        self._cam = None
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise SourceError("picamera2 is not installed: sudo apt install python3-picamera2 and create the "
+                              "venv with --system-site-packages (deploy/install.sh does both)") from None
+        if not Picamera2.global_camera_info():
+            raise SourceError("no Pi camera found: check the ribbon cable and 'rpicam-hello --list-cameras'")
+        cam = Picamera2()
+        # "BGR888" is [R, G, B] in memory in libcamera's naming, i.e. what we call RGB.
+        cam.configure(cam.create_video_configuration(main={"size": (self.width, self.height), "format": "BGR888"}))
+        cam.start()
+        self._cam = cam
+
+    def read(self) -> np.ndarray | None:
+        return np.ascontiguousarray(self._cam.capture_array("main")[:, :, :3])
+
+    def close(self) -> None:
+        if self._cam is not None:
+            try:
+                self._cam.stop()
+            finally:
+                self._cam.close()
+                self._cam = None
+
+
+class DemoSource:
+    """Frames that need no camera and no downloaded data: scikit-image's public-domain astronaut
+    photo (Eileen Collins, NASA) panning slowly across the frame, mirrored on every other pass,
+    so detection, tracking and logging all have something to do."""
+
+    name = "demo"
+
+    def __init__(self, width: int, height: int, period_frames: int = 150):
+        self.width, self.height, self.period = width, height, period_frames
+        self._sprite = None
+        self._i = 0
+
+    def open(self) -> None:
+        from PIL import Image
+        from skimage import data
+
+        photo = data.astronaut()[0:300, 90:390]           # head and shoulders, face ~90 px wide
+        side = int(self.height * 0.6)
+        self._sprite = np.asarray(Image.fromarray(photo).resize((side, side), Image.Resampling.BILINEAR))
+        ramp = np.linspace(60, 140, self.width, dtype=np.float32)
+        self._background = np.repeat(np.broadcast_to(ramp[None, :, None], (self.height, self.width, 1)), 3, axis=2).astype(np.uint8)
+
+    def read(self) -> np.ndarray | None:
+        i, self._i = self._i, self._i + 1
+        sprite = self._sprite if (i // self.period) % 2 == 0 else self._sprite[:, ::-1]
+        side = sprite.shape[0]
+        phase = (i % self.period) / self.period
+        x = int((self.width - side) * (0.5 - 0.5 * math.cos(2 * math.pi * phase)))
+        y = int((self.height - side) * 0.5 + 0.2 * (self.height - side) * math.sin(2 * math.pi * phase))
+        frame = self._background.copy()
+        frame[y : y + side, x : x + side] = sprite
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def _picamera2_available() -> bool:
+    try:
+        from picamera2 import Picamera2
+    except Exception:  # ImportError, or libcamera missing underneath it
+        return False
+    try:
+        return bool(Picamera2.global_camera_info())
+    except Exception:
+        return False
+
+
+def resolve_auto() -> SourceSpec:
+    """auto: the Pi camera if picamera2 imports and sees a camera, else /dev/video0, else demo."""
+    if _picamera2_available():
+        return SourceSpec("picamera2")
+    if Path("/dev/video0").exists():
+        return SourceSpec("v4l2", "0")
+    return SourceSpec("demo")
+
+
+def make_source(spec: str | SourceSpec, width: int = 640, height: int = 480) -> Source:
+    spec = parse_source(spec) if isinstance(spec, str) else spec
+    if spec.kind == "auto":
+        spec = resolve_auto()
+        log.info("camera.source = auto: using %s", spec)
+    if spec.kind == "picamera2":
+        return Picamera2Source(width, height)
+    if spec.kind == "v4l2":
+        return OpenCVSource(int(spec.arg), width, height, ends=False, name=str(spec))
+    if spec.kind == "file":
+        return OpenCVSource(spec.arg, width, height, ends=True, name=str(spec))
+    if spec.kind == "dir":
+        return DirSource(spec.arg, width, height)
+    if spec.kind == "demo":
+        return DemoSource(width, height)
+    return OpenCVSource(spec.arg, width, height, ends=False, name=spec.arg)
+
+
+def source_ends(source: Source) -> bool:
+    """Whether a source runs out by itself (a video file, a folder) rather than streaming forever."""
+    return isinstance(source, DirSource) or (isinstance(source, OpenCVSource) and source.ends)
+
+
+# ------------------------------------------------------------------------------------ camera
+
+class _Worker:
+    """One daemon thread that runs source calls, so the caller can give up on a hung one.
+
+    A hung call cannot be interrupted in Python; the Camera abandons the worker (it is a daemon
+    thread and dies with the process) and starts a fresh one for the reopened source.
+    """
+
+    def __init__(self):
+        self._lock = threading.Condition()
+        self._job = None
+        self._thread = threading.Thread(target=self._loop, name="camera-io", daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            with self._lock:
+                while self._job is None:
+                    self._lock.wait()
+                fn, box = self._job
+                self._job = None
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # handed back to the caller
+                box["error"] = exc
+            box["done"].set()
+
+    def call(self, fn: Callable, timeout: float):
+        box = {"done": threading.Event()}
+        with self._lock:
+            self._job = (fn, box)
+            self._lock.notify()
+        if not box["done"].wait(timeout):
+            raise TimeoutError(f"no answer within {timeout:g} s")
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+
+class Camera:
+    """Frames from a source with timeouts, retries and reopen-with-backoff; never hangs."""
+
+    def __init__(self, source: Source, config: CameraConfig, stop: threading.Event | None = None):
+        self.source, self.config = source, config
+        self.stop_event = stop or threading.Event()
+        self._worker = _Worker()
+        self._index = 0
+        self.failed_reads = 0
+        self.reopens = 0
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def open(self) -> None:
+        """Open the source, retrying with backoff; raises CameraError when every attempt fails."""
+        self._open_with_backoff(first=True)
+
+    def _open_once(self) -> None:
+        # Opening can be slow (picamera2 starts the sensor), allow a generous multiple of a read.
+        self._worker.call(self.source.open, max(10.0, 5 * self.config.read_timeout_s))
+
+    def _open_with_backoff(self, first: bool) -> None:
+        cfg = self.config
+        last = None
+        for attempt in range(cfg.reopen_attempts):
+            if attempt or not first:
+                delay = min(cfg.backoff_max_s, cfg.backoff_s * 2 ** attempt)
+                if self.stop_event.wait(delay):
+                    raise CameraError(f"stopped while reopening {self.name}")
+            try:
+                self._open_once()
+                return
+            except TimeoutError as exc:
+                last = f"open timed out ({exc})"
+                self._worker = _Worker()     # the old one is stuck in open(); abandon it
+            except (SourceError, OSError, RuntimeError, ValueError) as exc:
+                last = str(exc)
+            log.warning("camera %s: open attempt %d/%d failed: %s", self.name, attempt + 1, cfg.reopen_attempts, last)
+        raise CameraError(f"camera {self.name} could not be opened after {cfg.reopen_attempts} attempts; "
+                          f"last error: {last}")
+
+    def _reopen(self, hung: bool) -> None:
+        self.reopens += 1
+        if hung:
+            # The stuck call still owns the source; closing it under that call can crash native
+            # code, so leave it to the abandoned worker and start a fresh one.
+            self._worker = _Worker()
+        else:
+            try:
+                self._worker.call(self.source.close, self.config.read_timeout_s)
+            except Exception as exc:
+                log.warning("camera %s: close failed: %s", self.name, exc)
+                self._worker = _Worker()
+        log.warning("camera %s: reopening (reopen #%d)", self.name, self.reopens)
+        self._open_with_backoff(first=False)
+
+    def read(self) -> Frame | None:
+        """The next frame; None at the end of a file/folder or when stopped.
+
+        Raises CameraError when the source keeps failing through every reopen attempt.
+        """
+        failures = 0
+        while not self.stop_event.is_set():
+            hung = False
+            try:
+                image = self._worker.call(self.source.read, self.config.read_timeout_s)
+            except TimeoutError as exc:
+                error, hung = f"read timed out ({exc})", True
+            except (SourceError, OSError, RuntimeError, ValueError) as exc:
+                error = str(exc)
+            else:
+                if image is None:
+                    return None
+                frame = Frame(self._index, time.time(), image)
+                self._index += 1
+                return frame
+            failures += 1
+            self.failed_reads += 1
+            log.warning("camera %s: failed read %d/%d: %s", self.name, failures, self.config.retries, error)
+            if failures >= self.config.retries or hung:
+                try:
+                    self._reopen(hung)
+                except CameraError:
+                    if self.stop_event.is_set():   # asked to stop while waiting to reopen: a clean end
+                        return None
+                    raise
+                failures = 0
+        return None
+
+    def close(self) -> None:
+        try:
+            self._worker.call(self.source.close, self.config.read_timeout_s)
+        except Exception as exc:
+            log.warning("camera %s: close failed: %s", self.name, exc)

@@ -1,0 +1,138 @@
+"""Classification: face crops -> class probabilities with the int8 .tflite model.
+
+The model is checked against its JSON sidecar (edge.modelfile.load_sidecar: sha256, labels, crop
+parameters) and against itself (input shape and quantization must be what the sidecar says), so a
+truncated, tampered or foreign model is refused with a message that says which check failed.
+Crops come from edge.preprocess.crop_face with the sidecar's CropParams: the same framing the
+trainer used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.labels import LABELS
+from edge.modelfile import ModelFileError, ModelMeta, load_sidecar
+from edge.preprocess import Box, crop_face
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    probs: tuple[float, ...]     # one per label, in LABELS order
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray) -> "Prediction":
+        i = int(np.argmax(probs))
+        return cls(LABELS[i], float(probs[i]), tuple(float(p) for p in probs))
+
+    def probs_dict(self) -> dict[str, float]:
+        return {label: round(p, 4) for label, p in zip(LABELS, self.probs)}
+
+
+class Classifier:
+    """``classify(image, boxes) -> [Prediction]`` for all faces of a frame in one go.
+
+    ``batch='resize'`` resizes the interpreter's input to N faces and invokes once; ``'loop'``
+    invokes once per face on a preallocated 1-face tensor. ``'auto'`` is 'loop': on this model
+    (tiny, 48x48) re-allocating tensors whenever the face count changes costs more than the extra
+    invocations save (see bench/edge_throughput.py --batch-compare).
+    """
+
+    def __init__(self, model_path: str | Path, num_threads: int = 1, batch: str = "auto"):
+        from edge.runtime import interpreter_class
+
+        self.path = Path(model_path)
+        self.meta: ModelMeta = load_sidecar(self.path)          # raises ModelFileError saying why
+        cls, self.runtime = interpreter_class()
+        try:
+            interpreter = cls(model_path=str(self.path), num_threads=num_threads)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"{self.path} is not a usable TFLite model ({exc}); re-export it") from None
+        self._check(interpreter)
+        self.interpreter = interpreter
+        self.batch = "loop" if batch == "auto" else batch
+        self._batch_n = 1
+        size = self.meta.crop.size
+        self._one = np.zeros((1, size, size, 1), dtype=self._in_dtype)
+
+    def _check(self, interpreter) -> None:
+        ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
+        size = self.meta.crop.size
+        if len(ins) != 1 or len(outs) != 1:
+            raise ModelFileError(f"{self.path}: expected 1 input and 1 output, the model has {len(ins)} and {len(outs)}")
+        inp, out = ins[0], outs[0]
+        if tuple(inp["shape"][1:]) != (size, size, 1):
+            raise ModelFileError(f"{self.path}: input shape {list(inp['shape'])} does not match the sidecar's "
+                                 f"crop size {size} (expected [1, {size}, {size}, 1])")
+        if int(out["shape"][-1]) != len(LABELS):
+            raise ModelFileError(f"{self.path}: {out['shape'][-1]} outputs, the sidecar lists {len(LABELS)} labels")
+        self._in_dtype = np.dtype(inp["dtype"])
+        self._out_dtype = np.dtype(out["dtype"])
+        if self._in_dtype not in (np.int8, np.uint8):
+            raise ModelFileError(f"{self.path}: input type {self._in_dtype} is not int8/uint8; export a "
+                                 "full-integer model")
+        for name, detail, q in (("input", inp, self.meta.input), ("output", out, self.meta.output)):
+            scale, zero = detail["quantization"]
+            if not np.isclose(scale, q.scale, rtol=1e-5) or int(zero) != q.zero_point:
+                raise ModelFileError(f"{self.path}: {name} quantization (scale {scale:g}, zero point {zero}) does not "
+                                     f"match the sidecar's (scale {q.scale:g}, zero point {q.zero_point})")
+        self._in_index, self._out_index = inp["index"], out["index"]
+
+    # ------------------------------------------------------------------ quantization
+    def quantize(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 pixels (N, S, S) -> the model's integer input (N, S, S, 1)."""
+        q = self.meta.input
+        if q.scale == 1.0:   # the trainer's export: int8 = pixel - 128, exact in int16
+            values = crops.astype(np.int16) + q.zero_point
+        else:
+            values = np.round(crops.astype(np.float32) / q.scale + q.zero_point)
+        info = np.iinfo(self._in_dtype)
+        return np.clip(values, info.min, info.max).astype(self._in_dtype)[..., None]
+
+    def dequantize(self, raw: np.ndarray) -> np.ndarray:
+        q = self.meta.output
+        probs = (raw.astype(np.float32) - q.zero_point) * q.scale
+        probs = np.clip(probs, 0.0, None)
+        total = probs.sum(axis=-1, keepdims=True)
+        return np.where(total > 0, probs / np.maximum(total, 1e-12), 1.0 / probs.shape[-1])
+
+    # ------------------------------------------------------------------ inference
+    def crops(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        """(N, S, S) uint8 model-input crops of ``boxes`` in ``image`` (the shared crop contract)."""
+        size = self.meta.crop.size
+        out = np.empty((len(boxes), size, size), np.uint8)
+        for i, box in enumerate(boxes):
+            out[i] = crop_face(image, box, self.meta.crop)
+        return out
+
+    def probs(self, crops: np.ndarray) -> np.ndarray:
+        """(N, S, S) uint8 crops -> (N, labels) float32 probabilities."""
+        n = len(crops)
+        if n == 0:
+            return np.zeros((0, len(LABELS)), np.float32)
+        x = self.quantize(crops)
+        it = self.interpreter
+        if self.batch == "resize":
+            if n != self._batch_n:
+                it.resize_tensor_input(self._in_index, [n, *x.shape[1:]])
+                it.allocate_tensors()
+                self._batch_n = n
+            it.set_tensor(self._in_index, x)
+            it.invoke()
+            raw = it.get_tensor(self._out_index)
+        else:
+            raw = np.empty((n, len(LABELS)), self._out_dtype)
+            for i in range(n):
+                self._one[0] = x[i]
+                it.set_tensor(self._in_index, self._one)
+                it.invoke()
+                raw[i] = it.get_tensor(self._out_index)[0]
+        return self.dequantize(raw)
+
+    def classify(self, image: np.ndarray, boxes: list[Box]) -> list[Prediction]:
+        return [Prediction.from_probs(p) for p in self.probs(self.crops(image, boxes))]

@@ -1,0 +1,224 @@
+"""The daemon's configuration: one TOML file, typed, with a default for every key.
+
+Frigate style: the file maps onto frozen dataclasses; an unknown key or a bad value fails with the
+dotted key path, the value, what is allowed and (for typos) the closest known key, so a mistake
+on the Pi is found by ``moodcam check-config`` and not at 3 a.m. by systemd.
+
+Each field's ``metadata["doc"]`` is the one-line description that deploy/config.example.toml
+repeats; ``min``/``max``/``choices`` are checked by :func:`parse_config`.
+"""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_type_hints
+
+DEFAULT_PATH = Path("/etc/moodcam/config.toml")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file, the key and the value."""
+
+
+def _f(default, doc: str, **checks):
+    return field(default=default, metadata={"doc": doc, **checks})
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = _f("auto", "auto | picamera2 | v4l2:N | file:PATH | dir:PATH | demo | any OpenCV URL. "
+                             "auto = the Pi camera if there is one, else /dev/video0, else demo")
+    width: int = _f(640, "frame width in pixels (sources are resized to it)", min=64, max=4096)
+    height: int = _f(480, "frame height in pixels", min=48, max=4096)
+    fps: float = _f(0.0, "pace the loop to at most this many frames per second (0 = as fast as frames "
+                         "come; the demo source then runs at 15)", min=0.0, max=240.0)
+    read_timeout_s: float = _f(2.0, "a capture that takes longer than this counts as a failed read",
+                               min=0.05, max=60.0)
+    retries: int = _f(3, "consecutive failed reads before the source is closed and reopened", min=1, max=100)
+    reopen_attempts: int = _f(5, "reopen attempts (with backoff) before the daemon exits non-zero so "
+                                 "systemd restarts it", min=1, max=100)
+    backoff_s: float = _f(0.5, "wait before the first reopen; doubles on each further attempt", min=0.0, max=60.0)
+    backoff_max_s: float = _f(15.0, "longest wait between reopen attempts", min=0.0, max=600.0)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    detect_width: int = _f(640, "frames are downscaled to this width before dlib's HOG detector runs "
+                                "(0 = full width); smaller is faster but misses small faces", min=0, max=4096)
+    upsample: int = _f(0, "dlib upsampling passes: each finds faces half as large at ~4x the cost", min=0, max=3)
+    min_face_px: int = _f(80, "ignore faces narrower than this, in frame pixels", min=1, max=4096)
+    score_threshold: float = _f(0.0, "dlib detection score threshold (higher = fewer, surer faces)",
+                                min=-2.0, max=5.0)
+    every_n_frames: int = _f(8, "run the detector on every Nth frame; faces are tracked in between",
+                             min=1, max=300)
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    iou_threshold: float = _f(0.3, "a detection continues a track when their boxes overlap at least this "
+                                   "much (intersection over union)", min=0.01, max=1.0)
+    max_missed: int = _f(1, "detection rounds a track may go unseen before it ends", min=0, max=100)
+    ema_alpha: float = _f(0.3, "weight of the newest frame in each track's smoothed class probabilities "
+                               "(1 = no smoothing)", min=0.01, max=1.0)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    model: str = _f("", "path of the .tflite model (its .json sidecar beside it); empty = the shipped "
+                        "default (models/default.tflite or $MOODCAM_MODEL)")
+    num_threads: int = _f(1, "interpreter threads (1 leaves the other cores to the detector and the OS)",
+                          min=1, max=16)
+    batch: str = _f("auto", "how the faces of one frame go through the model: 'resize' (one batched call), "
+                            "'loop' (one call per face into a preallocated tensor) or 'auto'",
+                    choices=("auto", "resize", "loop"))
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    min_interval_s: float = _f(10.0, "log a track when it appears, when its smoothed label changes, and "
+                                     "otherwise at most every this many seconds (0 = every frame)", min=0.0)
+    level: str = _f("info", "log level of the daemon's own messages",
+                    choices=("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    state_dir: str = _f("", "where the SQLite log and the face crops live; empty = /var/lib/moodcam when "
+                            "it is writable, else $XDG_STATE_HOME/moodcam (~/.local/state/moodcam)")
+    retry_full_s: float = _f(30.0, "after a full disk, wait this long before trying to log again "
+                                   "(faces are counted as dropped meanwhile)", min=0.0, max=3600.0)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    max_age_days: float = _f(30.0, "delete unreviewed faces older than this (0 = no age limit)", min=0.0)
+    reviewed_max_age_days: float = _f(365.0, "delete reviewed faces older than this (0 = no age limit)", min=0.0)
+    max_total_mb: float = _f(2048.0, "keep the crops and database under this size, oldest first "
+                                     "(0 = no size limit)", min=0.0)
+    min_free_mb: float = _f(500.0, "delete oldest faces while the disk has less free space than this", min=0.0)
+    check_interval_s: float = _f(300.0, "how often retention runs", min=1.0)
+
+
+@dataclass(frozen=True)
+class SystemdConfig:
+    notify: bool = _f(True, "send READY/WATCHDOG/STATUS/STOPPING to systemd when NOTIFY_SOCKET is set")
+    status_interval_s: float = _f(5.0, "how often STATUS= (fps, faces) is refreshed", min=0.5)
+    heartbeat_interval_s: float = _f(60.0, "how often the daemon writes its heartbeat into the store", min=1.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    systemd: SystemdConfig = field(default_factory=SystemdConfig)
+
+    def with_overrides(self, **sections: dict) -> "Config":
+        """A copy with some keys replaced, e.g. ``with_overrides(camera={"source": "demo"})``."""
+        return replace(self, **{name: replace(getattr(self, name), **values) for name, values in sections.items()})
+
+
+def _suggest(bad: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(bad, known, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f" (known: {', '.join(known)})"
+
+
+def _type_name(tp) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _check_value(path: str, value: Any, tp, meta: dict, where: str) -> Any:
+    shown = repr(value) if not isinstance(value, bool) else str(value).lower()
+    bad = f"{where}: {path} = {shown} is invalid: "
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(bad + "expected true or false")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(bad + "expected an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(bad + "expected a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(bad + "expected a string (in quotes)")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(bad + f"must be >= {meta['min']}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(bad + f"must be <= {meta['max']}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(bad + f"must be one of {', '.join(map(repr, meta['choices']))}"
+                          + _suggest(str(value), list(meta["choices"])).replace(" (known", " (choices"))
+    return value
+
+
+def _build(cls, data: Any, prefix: str, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {prefix} must be a table ([{prefix}]), got {data!r}")
+    hints = get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    values = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in known:
+            full = [f"{prefix}.{k}" if prefix else k for k in known]
+            raise ConfigError(f"{where}: unknown key '{path}'" + _suggest(path, full))
+        f = next(f for f in fields(cls) if f.name == key)
+        tp = hints[key]
+        if is_dataclass(tp):
+            values[key] = _build(tp, value, path, where)
+        else:
+            values[key] = _check_value(path, value, tp, f.metadata, where)
+    return cls(**values)
+
+
+def parse_config(data: dict, where: str = "config") -> Config:
+    """A :class:`Config` from parsed TOML; raises ConfigError naming ``where``, the key and the value."""
+    config = _build(Config, data, "", where)
+    # Cross-field and syntax checks that need more than one value.
+    from edge.camera import SourceSpecError, parse_source
+
+    try:
+        parse_source(config.camera.source)
+    except SourceSpecError as exc:
+        raise ConfigError(f"{where}: camera.source = {config.camera.source!r} is invalid: {exc}") from None
+    return config
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read ``path`` (None: /etc/moodcam/config.toml if it exists, else all defaults)."""
+    if path is None:
+        if not DEFAULT_PATH.is_file():
+            return Config()
+        path = DEFAULT_PATH
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; copy deploy/config.example.toml there "
+                          "or leave out --config to use the defaults") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, str(path))
+
+
+def documented_keys() -> list[tuple[str, Any, str]]:
+    """(dotted key, default, doc) for every key: what config.example.toml must document."""
+    out = []
+    for section in fields(Config):
+        cls = get_type_hints(Config)[section.name]
+        for f in fields(cls):
+            default = f.default if f.default is not MISSING else f.default_factory()
+            out.append((f"{section.name}.{f.name}", default, f.metadata.get("doc", "")))
+    return out

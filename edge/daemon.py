@@ -1,0 +1,296 @@
+"""The edge daemon: camera -> detect -> track -> classify -> log, under systemd.
+
+Frigate style: :meth:`Daemon.start` is a readable list of ``start_*`` calls, :meth:`Daemon.stop`
+undoes them in reverse, and the frame loop waits on one stop event that SIGTERM/SIGINT set, so a
+signal finishes the current frame and closes the store cleanly.
+
+Exit status (systemd's ``Restart=on-failure`` restarts on anything but 0):
+0 stopped or the file/folder ended, 2 bad config, 3 bad model, 4 camera gone, 5 store unusable.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from edge.camera import Camera, CameraError, DemoSource, Source, make_source, source_ends
+from edge.classify import Classifier
+from edge.config import Config
+from edge.detect import Detector
+from edge.logpolicy import LogPolicy
+from edge.modelfile import ModelFileError, default_model_path
+from edge.notify import Notifier
+from edge.pipeline import FrameResult, Pipeline, StageTimes
+from edge.preprocess import crop_face
+from edge.track import Tracker
+
+log = logging.getLogger("moodcam.daemon")
+
+EXIT_OK, EXIT_CONFIG, EXIT_MODEL, EXIT_CAMERA, EXIT_STORE = 0, 2, 3, 4, 5
+DEMO_FPS = 15.0          # the demo source is paced so an idle demo daemon does not burn a core
+LOG_CROP_SIZE = 96       # logged crops: the model's framing, at a size a person can review
+
+
+@dataclass
+class Stats:
+    frames: int = 0
+    faces: int = 0
+    logged: int = 0
+    dropped: int = 0              # rows not written because the disk was full
+    started: float = field(default_factory=time.monotonic)
+    times: StageTimes = field(default_factory=StageTimes)
+
+    def fps(self) -> float:
+        return self.frames / max(1e-9, time.monotonic() - self.started)
+
+    def summary(self) -> dict:
+        return {"frames": self.frames, "faces": self.faces, "logged": self.logged, "dropped": self.dropped,
+                "ms_per_stage": self.times.mean(), "fps": round(self.fps(), 2)}
+
+
+class Daemon:
+    def __init__(self, config: Config, *, source: Source | None = None, max_frames: int | None = None,
+                 handle_signals: bool = True):
+        self.config = config
+        self.stop_event = threading.Event()
+        self.stats = Stats()
+        self.max_frames = max_frames
+        self.handle_signals = handle_signals
+        self._source_override = source
+        self.exit_reason = ""
+        self._faces_now = 0
+        self.notifier = None
+        self.camera = self.store = self.classifier = self.pipeline = None
+        self._retention = None
+        self._old_signals: dict = {}
+
+    # ----------------------------------------------------------------------- start / stop
+    def start(self) -> None:
+        self.start_notifier()
+        self.start_classifier()
+        self.start_detector()
+        self.start_store()
+        self.start_retention()
+        self.start_camera()
+        self.start_signals()
+        self.notifier.ready(f"camera {self.camera.name}, model {self.classifier.meta.name}")
+        log.info("ready: camera %s, model %s (%s, sha256 %s...), state %s", self.camera.name, self.classifier.path,
+                 self.classifier.runtime, self.classifier.meta.tflite_sha256[:12], self.state_dir)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.notifier is not None:
+            self.notifier.stopping()
+        self.stop_signals()
+        self.stop_camera()
+        self.stop_retention()
+        self.stop_store()
+        self.stop_detector()
+        self.stop_classifier()
+
+    def start_notifier(self) -> None:
+        self.notifier = Notifier(self.config.systemd.notify, self.config.systemd.status_interval_s)
+
+    def start_classifier(self) -> None:
+        cfg = self.config.classifier
+        self.classifier = Classifier(cfg.model or default_model_path(), cfg.num_threads, cfg.batch)
+
+    def start_detector(self) -> None:
+        self.detector = Detector(self.config.detector)
+        self.tracker = Tracker(self.config.tracker)
+        self.pipeline = Pipeline(self.detector, self.tracker, self.classifier, self.config.detector.every_n_frames)
+        self.policy = LogPolicy(self.config.logging.min_interval_s)
+        crop = self.classifier.meta.crop
+        self._log_crop = replace(crop, size=max(LOG_CROP_SIZE, crop.size))
+
+    def start_store(self) -> None:
+        from edge import store as store_module
+
+        self._store_module = store_module
+        self.state_dir = Path(self.config.store.state_dir or store_module.default_state_dir())
+        self.store = store_module.Store(self.state_dir)
+        self._store_retry_at = 0.0
+        self._next_heartbeat = 0.0
+
+    def start_retention(self) -> None:
+        """A thread that applies the retention limits now and every check_interval_s.
+
+        Its own thread, so deleting a backlog of crops on a slow SD card never stalls frames (or
+        trips the watchdog); the store is thread-safe. After a full disk the loop wakes it early.
+        """
+        self._retention_wake = threading.Event()
+        try:
+            from edge import retention
+        except ImportError:  # TEMPORARY until the store branch ships edge/retention.py
+            log.warning("edge.retention missing: no retention")
+            return
+        r = self.config.retention
+        policy = retention.RetentionPolicy(max_age_days=r.max_age_days, max_total_mb=r.max_total_mb,
+                                           min_free_mb=r.min_free_mb, reviewed_max_age_days=r.reviewed_max_age_days)
+
+        def loop():
+            while not self.stop_event.is_set():
+                try:
+                    retention.enforce(self.store, policy)
+                except Exception as exc:   # retention must never stop the camera
+                    log.warning("retention failed: %s", exc)
+                self._retention_wake.wait(r.check_interval_s)
+                self._retention_wake.clear()
+
+        self._retention = threading.Thread(target=loop, name="retention", daemon=True)
+        self._retention.start()
+
+    def start_camera(self) -> None:
+        cfg = self.config.camera
+        source = self._source_override or make_source(cfg.source, cfg.width, cfg.height)
+        self.camera = Camera(source, cfg, self.stop_event)
+        self.camera.open()
+        fps = cfg.fps or (DEMO_FPS if isinstance(source, DemoSource) else 0.0)
+        self._frame_interval = 1.0 / fps if fps else 0.0
+        self._ends = source_ends(source)
+
+    def start_signals(self) -> None:
+        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old_signals[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, _frame) -> None:
+        log.info("%s: finishing the current frame, then stopping", signal.Signals(signum).name)
+        self.exit_reason = signal.Signals(signum).name
+        self.stop_event.set()
+
+    def stop_signals(self) -> None:
+        for sig, old in self._old_signals.items():
+            signal.signal(sig, old)
+        self._old_signals = {}
+
+    def stop_camera(self) -> None:
+        if self.camera is not None:
+            self.camera.close()
+
+    def stop_retention(self) -> None:
+        if self._retention is not None:
+            self._retention_wake.set()       # the stop event is already set: the loop ends
+            self._retention.join(timeout=30)
+            self._retention = None
+
+    def stop_store(self) -> None:
+        if self.store is not None:
+            try:
+                self._heartbeat(force=True)
+            finally:
+                self.store.close()
+            self.store = None
+
+    def stop_detector(self) -> None:
+        self.pipeline = None
+
+    def stop_classifier(self) -> None:
+        self.classifier = None
+
+    # ----------------------------------------------------------------------- the loop
+    def run(self) -> int:
+        """Start, process frames until stopped / the source ends / max_frames, stop. Exit status."""
+        import sqlite3
+
+        status = EXIT_OK
+        try:
+            self.start()
+            self.loop()
+        except ModelFileError as exc:
+            log.error("%s", exc)
+            self.exit_reason, status = f"model: {exc}", EXIT_MODEL
+        except CameraError as exc:
+            log.error("%s; exiting so systemd restarts the service", exc)
+            self.exit_reason, status = f"camera: {exc}", EXIT_CAMERA
+        except (sqlite3.Error, OSError) as exc:
+            log.error("the store is unusable: %s", exc)
+            self.exit_reason, status = f"store: {exc}", EXIT_STORE
+        finally:
+            self.stop()
+        return status
+
+    def loop(self) -> None:
+        next_due = self.stats.started = time.monotonic()
+        while not self.stop_event.is_set():
+            frame = self.camera.read()
+            if frame is None:
+                if not self.stop_event.is_set():
+                    self.exit_reason = "end of source"
+                break
+            result = self.pipeline.process(frame)
+            t0 = time.perf_counter()
+            self.log_faces(result)
+            result.ms["log"] = (time.perf_counter() - t0) * 1e3
+            self.policy.forget(self.tracker.ended)
+            self._faces_now = len(result.faces)
+            self.stats.frames += 1
+            self.stats.faces += len(result.faces)
+            self.stats.times.add(result.ms)
+            self.notifier.frame_processed(self._status_text() if self.notifier.status_due() else None)
+            self._housekeeping()
+            if self.max_frames is not None and self.stats.frames >= self.max_frames:
+                self.exit_reason = f"max frames ({self.max_frames})"
+                break
+            if self._frame_interval:
+                next_due = max(next_due + self._frame_interval, time.monotonic() - self._frame_interval)
+                self.stop_event.wait(max(0.0, next_due - time.monotonic()))
+
+    def _status_text(self) -> str:
+        s = self.stats
+        return f"{s.fps():.1f} fps, {self._faces_now} faces now, {s.faces} seen, {s.logged} logged" + (
+            f", {s.dropped} dropped (disk full)" if s.dropped else "")
+
+    def log_faces(self, result: FrameResult) -> None:
+        frame = result.frame
+        for face in result.faces:
+            label = face.smoothed.label
+            if not self.policy.should_log(face.track_id, label, frame.ts):
+                continue
+            if time.monotonic() < self._store_retry_at:
+                self.stats.dropped += 1
+                continue
+            record = self._store_module.FaceRecord(
+                ts=frame.ts, frame=frame.index, track=face.track_id, box=tuple(face.box), label=label,
+                confidence=face.smoothed.confidence, probs=dict(zip(self.classifier.meta.labels, face.smoothed.probs)),
+                model_sha256=self.classifier.meta.tflite_sha256, source=self.camera.name)
+            try:
+                self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop))
+            except self._store_module.StoreFullError as exc:
+                self.stats.dropped += 1
+                self._store_retry_at = time.monotonic() + self.config.store.retry_full_s
+                self._retention_wake.set()        # free space now if the policy allows
+                log.warning("disk full, not logging for %.0f s (faces are counted): %s",
+                            self.config.store.retry_full_s, exc)
+                continue
+            self.stats.logged += 1
+            self.policy.logged(face.track_id, label, frame.ts)
+
+    def _housekeeping(self) -> None:
+        self._heartbeat()
+
+    def _heartbeat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self.config.systemd.heartbeat_interval_s
+        try:
+            self.store.write_heartbeat({**self.stats.summary(), "source": self.camera.name if self.camera else "",
+                                        "dropped_full_disk": self.stats.dropped,
+                                        "model_sha256": self.classifier.meta.tflite_sha256 if self.classifier else "",
+                                        "reason": self.exit_reason})
+        except Exception as exc:
+            log.warning("heartbeat not written: %s", exc)
+
+    def summary(self) -> dict:
+        return {**self.stats.summary(), "source": self.camera.name if self.camera else "",
+                "state_dir": str(getattr(self, "state_dir", "")), "stopped": self.exit_reason}
+
+
+def summary_line(daemon: Daemon) -> str:
+    return json.dumps(daemon.summary())

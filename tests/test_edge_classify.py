@@ -1,0 +1,152 @@
+"""Classification through the real int8 LiteRT path, model checks, and ``moodcam classify``."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge.classify import Classifier
+from edge.labels import LABELS
+from edge.modelfile import ModelFileError, sha256_of, sidecar_path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def copy_model(model: Path, where: Path) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model, where / "m.tflite")
+    shutil.copy(sidecar_path(model), where / "m.json")
+    return where / "m.tflite"
+
+
+@pytest.fixture(scope="module")
+def astronaut_picture(tmp_path_factory):
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("pics") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+def test_probabilities_for_all_faces_in_one_go(tiny_model):
+    clf = Classifier(tiny_model)
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    preds = clf.classify(image, [(10, 10, 60, 60), (200, 100, 80, 80), (0, 0, 30, 30)])
+    assert len(preds) == 3
+    for p in preds:
+        assert p.label in LABELS and len(p.probs) == len(LABELS)
+        assert sum(p.probs) == pytest.approx(1.0, abs=1e-5)
+        assert p.confidence == max(p.probs) and LABELS[int(np.argmax(p.probs))] == p.label
+    assert clf.classify(image, []) == []
+
+
+def test_batched_and_looped_inference_agree(tiny_model):
+    crops = np.random.default_rng(2).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    loop = Classifier(tiny_model, batch="loop")
+    resize = Classifier(tiny_model, batch="resize")
+    a = loop.probs(crops)
+    np.testing.assert_array_equal(a, resize.probs(crops))
+    np.testing.assert_array_equal(a[:2], resize.probs(crops[:2]))    # batch size changes between frames
+    np.testing.assert_array_equal(a[1:2], loop.probs(crops[1:2]))
+
+
+def test_input_is_quantized_with_the_sidecar_parameters(tiny_model):
+    clf = Classifier(tiny_model)
+    q = clf.meta.input
+    pixels = np.array([[[0, 128, 255]]], np.uint8)
+    expected = np.clip(np.round(pixels / q.scale + q.zero_point), -128, 127)
+    np.testing.assert_array_equal(clf.quantize(pixels)[..., 0], expected)
+
+
+def test_missing_model(tmp_path):
+    with pytest.raises(ModelFileError, match=r"nope\.tflite does not exist"):
+        Classifier(tmp_path / "nope.tflite")
+
+
+def test_missing_sidecar(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    sidecar_path(model).unlink()
+    with pytest.raises(ModelFileError, match=r"m\.json is missing"):
+        Classifier(model)
+
+
+def test_truncated_model_is_refused_by_hash(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    data = model.read_bytes()
+    model.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="does not match its sidecar: sha256"):
+        Classifier(model)
+
+
+def test_tampered_sidecar_labels_are_refused(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    meta = json.loads(sidecar_path(model).read_text())
+    meta["labels"] = list(reversed(meta["labels"]))
+    sidecar_path(model).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="key 'labels'"):
+        Classifier(model)
+
+
+def test_garbage_model_with_matching_hash_is_refused(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    model.write_bytes(b"TFL3" + bytes(1000))
+    meta = json.loads(sidecar_path(model).read_text())
+    meta["tflite_sha256"] = sha256_of(model)
+    sidecar_path(model).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="not a usable TFLite model"):
+        Classifier(model)
+
+
+def test_quantization_mismatch_is_refused(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path)
+    meta = json.loads(sidecar_path(model).read_text())
+    meta["input"]["zero_point"] = 0
+    sidecar_path(model).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="input quantization .* does not match the sidecar"):
+        Classifier(model)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "edge", *map(str, args)], capture_output=True, text=True, cwd=REPO,
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+
+
+def test_classify_json_lines_with_a_corrupt_picture_in_a_folder(tiny_model, astronaut_picture, tmp_path):
+    folder = tmp_path / "pics"
+    (folder / "deeper").mkdir(parents=True)
+    shutil.copy(astronaut_picture, folder / "deeper" / "b_astronaut.png")
+    (folder / "a_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    (folder / "c_notes.txt").write_text("not a picture at all")
+    blank = folder / "d_blank.png"
+    Image.fromarray(np.full((100, 100), 200, np.uint8)).save(blank)
+    out = run_cli("classify", "--json", "--model", tiny_model, folder)
+    assert out.returncode == 1, out.stderr          # some files were unreadable; the run went on
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    # folders recurse, in path order
+    assert [Path(d["path"]).name for d in lines] == ["a_broken.jpg", "c_notes.txt", "d_blank.png", "b_astronaut.png"]
+    by_name = {Path(d["path"]).name: d for d in lines}
+    for bad in ("a_broken.jpg", "c_notes.txt"):
+        assert set(by_name[bad]) == {"path", "faces", "error"} and by_name[bad]["faces"] == []
+        assert "not a readable picture" in by_name[bad]["error"]
+    assert by_name["d_blank.png"] == {"path": str(blank), "faces": []}
+    astro = by_name["b_astronaut.png"]
+    assert set(astro) == {"path", "faces"} and len(astro["faces"]) == 1
+    face = astro["faces"][0]
+    assert set(face) == {"box", "label", "confidence", "probs"}
+    assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
+    assert face["label"] in LABELS and list(face["probs"]) == list(LABELS)
+    assert face["confidence"] == pytest.approx(max(face["probs"].values()), abs=1e-4)
+    x, y, w, h = face["box"]
+    assert 150 <= x + w / 2 <= 300 and 50 <= y + h / 2 <= 200    # the astronaut's face, not elsewhere
+
+
+def test_classify_bad_model_exits_3(tmp_path, astronaut_picture):
+    out = run_cli("classify", "--json", "--model", tmp_path / "missing.tflite", astronaut_picture)
+    assert out.returncode == 3 and "missing.tflite does not exist" in out.stderr and out.stdout == ""
