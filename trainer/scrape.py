@@ -77,9 +77,10 @@ def make_driver(chromium: str = CHROMIUM, chromedriver: str = CHROMEDRIVER, user
 def browse(driver, engine, phrase: str, limit: int, base_url: str | None = None,
            params: BrowseParams = BrowseParams()) -> list[Hit]:
     """Run the phrase on the engine's page and read every full-size picture URL off it."""
-    from selenium.common.exceptions import NoSuchElementException, WebDriverException
+    from selenium.common.exceptions import NoSuchElementException, TimeoutException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     base = base_url or engine.BASE_URL
     driver.set_page_load_timeout(params.page_timeout)
@@ -91,10 +92,12 @@ def browse(driver, engine, phrase: str, limit: int, base_url: str | None = None,
         box.clear()
         box.send_keys(phrase)
         box.send_keys(Keys.RETURN)
-        time.sleep(params.pause)
-        if driver.current_url == home:
+        try:
+            # Wait for the results page rather than a fixed pause: a loaded machine is slow to navigate.
+            WebDriverWait(driver, params.page_timeout / 3).until(lambda d: d.current_url != home)
+        except TimeoutException:
             box.submit()  # a page whose box ignores Enter: submit its form
-            time.sleep(params.pause)
+        time.sleep(params.pause)
     except NoSuchElementException:
         driver.get(engine.search_url(phrase, base))  # no box (changed page): the results URL directly
         time.sleep(params.pause)
