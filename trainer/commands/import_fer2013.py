@@ -1,0 +1,31 @@
+"""moodcam-train import-fer2013 PATH --out data/fer2013.npz"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "read FER2013 (CSV or image folders) into .npz data sets"
+DESCRIPTION = (
+    "Read FER2013 from the original CSV (emotion,pixels,Usage) or from image folders "
+    "(train/<label>/*.jpg, val/..., test/...) and write one .npz per split: OUT=data/fer2013.npz writes "
+    "data/fer2013-train.npz (Training), data/fer2013-val.npz (PublicTest), data/fer2013-test.npz (PrivateTest)."
+)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("path", type=Path, help="fer2013.csv, or the folder holding train/ val/ test/")
+    p.add_argument("--out", type=Path, required=True, help="base name; one file per split is written beside it")
+
+
+def run(args) -> int:
+    from trainer.fer2013 import FerFormatError, read_fer2013, write_splits
+
+    try:
+        datasets = read_fer2013(args.path)
+    except (FileNotFoundError, FerFormatError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    paths = write_splits(datasets, args.out)
+    for split, ds in datasets.items():
+        counts = " ".join(f"{k}={v}" for k, v in ds.class_counts().items())
+        print(f"{split}: {len(ds)} faces ({counts}) -> {paths[split]}")
+    return 0
