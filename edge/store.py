@@ -5,6 +5,7 @@ Layout under the state directory (dirs 0700, files 0600)::
     moodcam.db (+ -wal, -shm)      rows: time, frame, track, box, label, probs, model, crop file, review
     crops/YYYY-MM-DD/<name>.png    the face crop each row points at (UTC date of the face)
     .writer.lock                   flock: crop writers hold it shared, start-up cleanup exclusive
+    .reserve                       1 MiB of allocated space, given up only to delete on a full disk
 
 The one invariant everything else relies on: **a row exists only if its crop file is complete on
 disk**. ``log_face`` writes the PNG to a temp file, fsyncs it, renames it into place and fsyncs the
@@ -17,6 +18,12 @@ last few committed rows. Because every crop is fsynced *before* its row is writt
 leaves an orphan file (cleaned on the next open), never a row without its file, and NORMAL saves
 one fsync per face on the Pi's SD card. The commits whose loss would hurt (human reviews, and
 retention deletes, which are followed by unlinking files) are made with ``synchronous=FULL``.
+
+A full disk: SQLite needs free space even to *delete* rows (the WAL grows first), so the store
+keeps a small reserve file. ``log_face`` never touches it and simply fails with StoreFullError;
+``delete_faces`` (and opening, since WAL needs room for its -shm) gives it up on a full disk.
+Until it is re-created, ``log_face`` refuses to write, and retention makes room for it; so
+retention can always make room again.
 """
 from __future__ import annotations
 
@@ -35,21 +42,26 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
+
+from edge.storefiles import TMP_SUFFIX, file_size, make_private_dir, make_reserve, write_file_atomic
+from edge.storefiles import is_disk_full as _is_full
+from edge.storeschema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["FaceRecord", "LoggedFace", "Store", "StoreError", "StoreFullError", "default_state_dir", "iso_utc",
+           "parse_time", "encode_png", "DB_NAME", "CROPS_DIR", "TMP_SUFFIX", "SCHEMA_VERSION", "MIGRATIONS"]
 
 log = logging.getLogger("moodcam.store")
 
 DB_NAME = "moodcam.db"
 CROPS_DIR = "crops"
 LOCK_NAME = ".writer.lock"
-TMP_SUFFIX = ".tmp"
-SCHEMA_VERSION = 1
+RESERVE_NAME = ".reserve"
+RESERVE_BYTES = 1 << 20
 ORDERS = ("time", "time_desc", "confidence", "confidence_desc", "id")
 
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
-_SQLITE_FULL = 13
 
 
 @dataclass(frozen=True)
@@ -102,7 +114,18 @@ class StoreFullError(OSError):
 
 
 def default_state_dir() -> Path:
-    """``/var/lib/moodcam`` when it exists and is writable, else the XDG state dir."""
+    """Where the log lives when no ``--state`` / ``store.state_dir`` is given.
+
+    In order: ``$MOODCAM_STATE_DIR``; ``$STATE_DIRECTORY`` (set by systemd's StateDirectory=);
+    ``/var/lib/moodcam`` when it exists and is writable; ``$XDG_STATE_HOME/moodcam``;
+    ``~/.local/state/moodcam``.
+    """
+    explicit = os.environ.get("MOODCAM_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return Path(systemd)
     system = Path("/var/lib/moodcam")
     if system.is_dir() and os.access(system, os.W_OK | os.X_OK):
         return system
@@ -138,34 +161,6 @@ def parse_time(value: str | float | int | datetime) -> float:
     return parse_time(dt)
 
 
-def _is_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
-        return True
-    if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "disk is full" in str(exc)
-    return False
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _make_dir(path: Path) -> None:
-    """mkdir -p with 0700 on every directory this creates."""
-    if path.is_dir():
-        return
-    _make_dir(path.parent)
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        return
-    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask; make it exact
-
-
 def encode_png(crop: np.ndarray) -> bytes:
     """PNG bytes of a uint8 gray crop (H, W); refuses anything else with a clear error."""
     from PIL import Image
@@ -178,46 +173,6 @@ def encode_png(crop: np.ndarray) -> bytes:
     Image.fromarray(np.ascontiguousarray(arr), mode="L").save(buf, format="PNG")
     return buf.getvalue()
 
-
-# --- schema ------------------------------------------------------------------------------------
-
-def _migrate_0_to_1(db: sqlite3.Connection) -> None:
-    db.execute("""
-        CREATE TABLE faces (
-            id            INTEGER PRIMARY KEY AUTOINCREMENT,
-            ts            REAL    NOT NULL,
-            ts_iso        TEXT    NOT NULL,
-            frame         INTEGER NOT NULL,
-            track         INTEGER NOT NULL,
-            box_x         INTEGER NOT NULL,
-            box_y         INTEGER NOT NULL,
-            box_w         INTEGER NOT NULL,
-            box_h         INTEGER NOT NULL,
-            label         TEXT    NOT NULL,
-            confidence    REAL    NOT NULL,
-            probs         TEXT    NOT NULL,   -- JSON object label -> probability
-            model_sha256  TEXT    NOT NULL,
-            source        TEXT    NOT NULL DEFAULT '',
-            crop_file     TEXT    NOT NULL UNIQUE,
-            crop_bytes    INTEGER NOT NULL,
-            review_label  TEXT,
-            not_face      INTEGER NOT NULL DEFAULT 0,
-            reviewed_at   REAL
-        )""")
-    db.execute("CREATE INDEX faces_ts ON faces (ts, id)")
-    db.execute("CREATE INDEX faces_reviewed_ts ON faces (reviewed_at IS NOT NULL, ts, id)")
-    db.execute("CREATE INDEX faces_label ON faces (label)")
-    db.execute("""
-        CREATE TABLE heartbeat (
-            id          INTEGER PRIMARY KEY CHECK (id = 1),
-            written_at  REAL NOT NULL,
-            stats       TEXT NOT NULL         -- JSON object from the daemon
-        )""")
-
-
-# MIGRATIONS[n] takes a database at schema n to n + 1, inside one transaction. Add a function
-# here (never edit an old one) and bump SCHEMA_VERSION when the schema changes.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
 
 _COLUMNS = ("id, ts, frame, track, box_x, box_y, box_w, box_h, label, confidence, probs, model_sha256, "
             "source, crop_file, crop_bytes, review_label, not_face, reviewed_at")
@@ -288,9 +243,13 @@ class Store:
     ``readonly=True`` opens without creating, migrating or cleaning anything (status, export).
     """
 
-    def __init__(self, state_dir: Path | str, *, readonly: bool = False, busy_timeout_s: float = 10.0):
+    def __init__(self, state_dir: Path | str, *, readonly: bool = False, busy_timeout_s: float = 10.0,
+                 reserve_bytes: int = RESERVE_BYTES):
         self.state_dir = Path(state_dir).expanduser()
         self.readonly = readonly
+        self.reserve_bytes = int(reserve_bytes)
+        self.reserve_path = self.state_dir / RESERVE_NAME
+        self._reserve_ok = False
         self.db_path = self.state_dir / DB_NAME
         self.crops_dir = self.state_dir / CROPS_DIR
         self._lock = threading.RLock()
@@ -298,38 +257,80 @@ class Store:
         self._writer_locked = False
         self._closed = False
         if readonly:
+            if self.state_dir.is_dir() and not os.access(self.state_dir, os.R_OK | os.X_OK):
+                raise StoreError(f"no permission to read {self.state_dir}; run as the user that owns it "
+                                 f"(on the Pi: sudo -u moodcam moodcam ...)")
             if not self.db_path.is_file():
                 raise StoreError(f"no moodcam store at {self.state_dir} (missing {DB_NAME}); pass the daemon's "
                                  f"state directory with --state (default {default_state_dir()})")
-            uri = f"file:{self.db_path.as_posix()}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
+            target, uri = f"file:{self.db_path.as_posix()}?mode=ro", True
         else:
             self._create_files()
-            self._db = sqlite3.connect(self.db_path, timeout=busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
+            target, uri = str(self.db_path), False
+        self._db: sqlite3.Connection | None = None
+        for attempt in (1, 2):
+            try:
+                self._db = sqlite3.connect(target, uri=uri, timeout=busy_timeout_s, isolation_level=None,
+                                           check_same_thread=False)
+                self._open_db(busy_timeout_s)
+                break
+            except BaseException as exc:
+                if self._db is not None:
+                    self._db.close()
+                    self._db = None
+                if not isinstance(exc, sqlite3.DatabaseError):
+                    self._release_lock_fd()
+                    raise
+                # WAL needs room for its -shm and -wal files even to read: on a full disk the
+                # reserve is what lets the daemon come back up (and retention then make room).
+                full = _is_full(exc) or self._fs_nearly_full()
+                if full and attempt == 1 and not readonly and self.release_reserve():
+                    continue
+                if full and attempt == 1 and readonly and file_size(f"{self.db_path}-wal") == 0:
+                    # An empty or missing WAL: everything committed is in the database file itself,
+                    # so reading it as immutable is exact and needs no new -shm file: `moodcam
+                    # status` still works on a full disk.
+                    target += "&immutable=1"
+                    continue
+                self._release_lock_fd()
+                if full:
+                    raise StoreFullError(f"opening {self.db_path} (free some space on its file system)") from exc
+                raise StoreError(f"cannot open {self.db_path}: {exc} (is it a moodcam database, readable and "
+                                 "writable by this user?)") from exc
+
+    def _fs_nearly_full(self) -> bool:
+        """Less free space than SQLite needs to open a WAL database (its -shm and a few pages)."""
         try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            if not readonly:
-                self._db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new database
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA journal_size_limit = 4194304")  # WAL shrinks back to 4 MB
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._check_schema()
-            if not readonly:
-                self.cleanup()
-        except BaseException:
-            self._db.close()
-            self._release_lock_fd()
-            raise
+            vfs = os.statvfs(self.state_dir)
+        except OSError:
+            return False
+        return vfs.f_bavail * vfs.f_frsize < 256 * 1024
+
+    def _open_db(self, busy_timeout_s: float) -> None:
+        """Pragmas, schema check/migration, then (read-write) crash cleanup and the reserve."""
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        if not self.readonly:
+            # Only touch what needs changing: these pragmas take the write lock, and a store that
+            # another process is writing to must still open without waiting for it.
+            if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # possible only before the first table
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA journal_size_limit = 4194304")  # the WAL shrinks back to 4 MB
+        db.execute("PRAGMA synchronous = NORMAL")
+        self._check_schema()
+        self.startup_cleanup: dict | None = None  # what the start-up cleanup removed (read-write only)
+        if not self.readonly:
+            self.startup_cleanup = self.cleanup()
+            self.ensure_reserve()
 
     # --- opening -------------------------------------------------------------------------------
 
     def _create_files(self) -> None:
         try:
-            _make_dir(self.state_dir)
-            _make_dir(self.crops_dir)
+            make_private_dir(self.state_dir)
+            make_private_dir(self.crops_dir)
             for name in (DB_NAME, LOCK_NAME):
                 # SQLite gives -wal and -shm the database file's mode, so creating it 0600 here
                 # keeps all three private regardless of the process umask.
@@ -380,13 +381,15 @@ class Store:
             done["skipped"] = True
             return done
         with self._lock:
-            if not self._writer_locked:
-                try:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    log.info("another process is writing to %s; start-up cleanup skipped", self.state_dir)
-                    done["skipped"] = True
-                    return done
+            try:
+                # (when this process holds it shared, this converts; others holding it block that)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if self._writer_locked:  # a failed conversion may drop the shared lock: take it back
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+                log.info("another process is writing to %s; start-up cleanup skipped", self.state_dir)
+                done["skipped"] = True
+                return done
             try:
                 known = {row[0] for row in self._db.execute("SELECT crop_file FROM faces")}
                 today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
@@ -445,6 +448,9 @@ class Store:
             except sqlite3.Error as exc:
                 if _is_full(exc):
                     raise StoreFullError(what) from exc
+                if getattr(exc, "sqlite_errorcode", None) in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+                    raise StoreError(f"{self.db_path} is busy: another process held its write lock longer than "
+                                     f"the busy timeout while {what}; try again") from exc
                 raise
             finally:
                 if durable:
@@ -474,6 +480,11 @@ class Store:
         final = self.state_dir / rel
         with self._lock:
             self._check_open()
+            if self.reserve_missing and not self.ensure_reserve():
+                # The reserve went to let retention delete on a full disk (or could not be made):
+                # logging waits until there is room for it again, or a full disk could not be undone.
+                raise StoreFullError(f"logging a face (first {self.reserve_bytes} bytes must be free again "
+                                     "for the full-disk reserve)")
             if not self._writer_locked and self._lock_fd is not None:
                 # Held shared for this process's lifetime: tells another process's start-up
                 # cleanup that our in-flight files are not leftovers.
@@ -492,36 +503,19 @@ class Store:
                          record.model_sha256, record.source, rel, len(png)))
                     face_id = int(cur.lastrowid)
             except BaseException:
-                with contextlib.suppress(OSError):
-                    final.unlink()
+                # Remove the crop unless its row made it after all (an interrupt can land between
+                # COMMIT and here); when unsure, leave it: the next start-up cleanup decides.
+                with contextlib.suppress(OSError, sqlite3.Error):
+                    if self._db.execute("SELECT 1 FROM faces WHERE crop_file = ?", (rel,)).fetchone() is None:
+                        final.unlink()
                 raise
         return face_id
 
     def _write_file(self, final: Path, data: bytes) -> None:
-        """temp file in the target dir, write, fsync, rename, fsync dir; nothing left on failure."""
-        tmp = final.with_name(f".{final.name}{TMP_SUFFIX}")
         try:
-            try:
-                _make_dir(final.parent)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileNotFoundError:  # the day dir was removed by retention between the two calls
-                _make_dir(final.parent)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, final)
-            _fsync_dir(final.parent)
+            write_file_atomic(final, data)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             if _is_full(exc):
-                with contextlib.suppress(OSError):
-                    final.unlink()
                 raise StoreFullError(f"writing crop {final.name}") from exc
             raise
 
@@ -641,6 +635,20 @@ class Store:
         ids = [int(i) for i in face_ids]
         if not ids:
             return 0, 0
+        try:
+            files = self._delete_rows(ids)
+        except StoreFullError:
+            if not self.release_reserve():
+                raise
+            files = self._delete_rows(ids)
+        freed = 0
+        for rel, size in files:
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / rel).unlink()
+                freed += size
+        return len(files), freed
+
+    def _delete_rows(self, ids: list[int]) -> list[tuple[str, int]]:
         files: list[tuple[str, int]] = []
         with self._write(durable=True, what="deleting old faces"):
             for start in range(0, len(ids), 500):
@@ -649,12 +657,37 @@ class Store:
                 files += self._db.execute(f"SELECT crop_file, crop_bytes FROM faces WHERE id IN ({marks})",
                                           chunk).fetchall()
                 self._db.execute(f"DELETE FROM faces WHERE id IN ({marks})", chunk)
-        freed = 0
-        for rel, size in files:
-            with contextlib.suppress(FileNotFoundError):
-                (self.state_dir / rel).unlink()
-                freed += size
-        return len(files), freed
+        return files
+
+    @property
+    def reserve_missing(self) -> bool:
+        """True while the reserve is given up (or short) and not yet re-created."""
+        return self.reserve_bytes > 0 and not self.readonly and not self._reserve_ok
+
+    def ensure_reserve(self) -> bool:
+        """(Re)create the reserve file when missing or short; False when there is no room yet."""
+        if self.readonly or self.reserve_bytes <= 0:
+            return False
+        self._reserve_ok = self._make_reserve()
+        return self._reserve_ok
+
+    def _make_reserve(self) -> bool:
+        return make_reserve(self.reserve_path, self.reserve_bytes)
+
+    def release_reserve(self) -> bool:
+        """Give the reserve's space back to the file system; False when there was none.
+
+        Until it is re-created, log_face refuses to write (StoreFullError): the freed space is
+        for deleting, and for nothing else.
+        """
+        self._reserve_ok = False
+        try:
+            self.reserve_path.unlink()
+        except FileNotFoundError:
+            return False
+        log.warning("disk full: released the %d-byte reserve in %s to make room for deleting",
+                    self.reserve_bytes, self.state_dir)
+        return True
 
     def remove_empty_day_dirs(self) -> int:
         """rmdir crop day folders that are empty (never today's, which log_face is filling)."""
@@ -711,14 +744,16 @@ class Store:
     def disk_usage(self) -> dict:
         """Bytes used by the store and free on its file system.
 
-        {"db_bytes", "wal_bytes", "crops_bytes", "total_bytes", "used_db_bytes", "free_bytes", "fs_bytes", "rows"}
+        {"db_bytes", "wal_bytes", "shm_bytes", "reserve_bytes", "crops_bytes", "total_bytes", "used_db_bytes",
+         "free_bytes", "fs_bytes", "rows"}
         crops_bytes is the sum of the crop files' sizes as recorded at write time; used_db_bytes
         counts the database pages in use (deleted rows leave free pages until compact()).
         """
         sizes = {}
-        for key, suffix in (("db_bytes", ""), ("wal_bytes", "-wal"), ("shm_bytes", "-shm")):
+        for key, path in (("db_bytes", self.db_path), ("wal_bytes", f"{self.db_path}-wal"),
+                          ("shm_bytes", f"{self.db_path}-shm"), ("reserve_bytes", self.reserve_path)):
             try:
-                sizes[key] = os.stat(f"{self.db_path}{suffix}").st_size
+                sizes[key] = os.stat(path).st_size
             except FileNotFoundError:
                 sizes[key] = 0
         with self._lock:
@@ -728,7 +763,7 @@ class Store:
             pages = self._db.execute("PRAGMA page_count").fetchone()[0]
             free_pages = self._db.execute("PRAGMA freelist_count").fetchone()[0]
         vfs = os.statvfs(self.state_dir)
-        total = sizes["db_bytes"] + sizes["wal_bytes"] + sizes["shm_bytes"] + int(crops)
+        total = sum(sizes.values()) + int(crops)
         return {**sizes, "crops_bytes": int(crops), "total_bytes": total,
                 "used_db_bytes": (pages - free_pages) * page_size, "rows": int(rows),
                 "free_bytes": vfs.f_bavail * vfs.f_frsize, "fs_bytes": vfs.f_blocks * vfs.f_frsize}
@@ -801,3 +836,6 @@ def _check_record(record: FaceRecord) -> None:
                          f"confidence={record.confidence}")
     if not isinstance(record.probs, dict):
         raise ValueError(f"face record probs must be a dict label -> probability, got {type(record.probs).__name__}")
+    bad = {k: v for k, v in record.probs.items() if not math.isfinite(float(v))}
+    if bad:
+        raise ValueError(f"face record probs must be finite numbers, got {bad}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,14 +168,20 @@ def test_crop_path_never_leaves_the_crops_dir(store):
         store.crop_path(face_id)
 
 
-def test_default_state_dir_follows_xdg(monkeypatch, tmp_path):
+def test_default_state_dir_order(monkeypatch, tmp_path):
+    monkeypatch.delenv("MOODCAM_STATE_DIR", raising=False)
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    expected = tmp_path / "xdg" / "moodcam"
-    got = default_state_dir()
-    assert got in (expected, __import__("pathlib").Path("/var/lib/moodcam"))
-    if got == expected:
+    system = Path("/var/lib/moodcam")
+    system_ok = system.is_dir() and os.access(system, os.W_OK)
+    assert default_state_dir() == (system if system_ok else tmp_path / "xdg" / "moodcam")
+    if not system_ok:
         monkeypatch.delenv("XDG_STATE_HOME")
-        assert default_state_dir() == __import__("pathlib").Path.home() / ".local/state/moodcam"
+        assert default_state_dir() == Path.home() / ".local/state/moodcam"
+    monkeypatch.setenv("STATE_DIRECTORY", "/run/sd/state:/other")
+    assert default_state_dir() == Path("/run/sd/state")
+    monkeypatch.setenv("MOODCAM_STATE_DIR", str(tmp_path / "mine"))
+    assert default_state_dir() == tmp_path / "mine"
 
 
 def test_parse_time_accepts_unix_and_iso():
@@ -184,3 +191,41 @@ def test_parse_time_accepts_unix_and_iso():
     assert parse_time("2025-11-24T16:00:00") == T0  # naive = UTC
     with pytest.raises(ValueError, match="neither unix seconds nor an ISO-8601"):
         parse_time("yesterday")
+
+
+def test_a_file_that_is_not_a_database_is_refused_clearly(tmp_path):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / DB_NAME).write_bytes(b"this is a text file, not SQLite " * 8)
+    for readonly in (True, False):
+        with pytest.raises(StoreError, match=r"cannot open .*moodcam.db: file is not a database"):
+            Store(tmp_path / "s", readonly=readonly)
+
+
+def test_reopening_keeps_data_and_schema(tmp_path):
+    with Store(tmp_path / "s") as s:
+        face_id = s.log_face(make_record(7), make_crop(7))
+        s.set_review(face_id, label="neutral")
+    with Store(tmp_path / "s") as s:
+        assert s.get(face_id).review_label == "neutral" and s.verify() == []
+        assert s.startup_cleanup == {"temp_files": 0, "orphan_crops": 0, "empty_dirs": 0, "skipped": False}
+
+
+def test_migration_hook_upgrades_an_older_store(tmp_path, monkeypatch):
+    import edge.store
+    from edge.storeschema import MIGRATIONS
+
+    with Store(tmp_path / "s") as s:
+        face_id = s.log_face(make_record(0), make_crop(0))
+
+    def add_note(db):  # what a future schema change looks like
+        db.execute("ALTER TABLE faces ADD COLUMN note TEXT")
+
+    monkeypatch.setitem(MIGRATIONS, SCHEMA_VERSION, add_note)
+    monkeypatch.setattr(edge.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION}, this moodcam needs {SCHEMA_VERSION + 1}"):
+        Store(tmp_path / "s", readonly=True)
+    with Store(tmp_path / "s") as s:
+        assert s.get(face_id).frame == 0
+    db = sqlite3.connect(tmp_path / "s" / DB_NAME)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    assert "note" in [row[1] for row in db.execute("PRAGMA table_info(faces)")]
