@@ -194,6 +194,8 @@ class Daemon:
         """Start, process frames until stopped / the source ends / max_frames, stop. Exit status."""
         import sqlite3
 
+        from edge.store import StoreError
+
         status = EXIT_OK
         try:
             self.start()
@@ -204,7 +206,7 @@ class Daemon:
         except CameraError as exc:
             log.error("%s; exiting so systemd restarts the service", exc)
             self.exit_reason, status = f"camera: {exc}", EXIT_CAMERA
-        except (sqlite3.Error, OSError) as exc:
+        except (StoreError, sqlite3.Error, OSError) as exc:
             log.error("the store is unusable: %s", exc)
             self.exit_reason, status = f"store: {exc}", EXIT_STORE
         finally:

@@ -293,3 +293,12 @@ def test_full_disk_keeps_running_counts_and_resumes(tiny_model, tmp_path, monkey
     with Store(tmp_path / "state") as store:
         assert store.count() == 6 and store.verify() == []
         assert store.read_heartbeat()["dropped_full_disk"] == 4
+
+
+@pytest.mark.timeout(900)
+def test_unusable_state_dir_exits_5(tiny_model, tmp_path):
+    not_a_dir = tmp_path / "state"
+    not_a_dir.write_text("a file where the state directory should be")
+    out = run_cli("run", "--source", "demo", "--state", not_a_dir, "--model", tiny_model, "--max-frames", "3")
+    assert out.returncode == 5, out.stderr
+    assert "store is unusable" in out.stderr and str(not_a_dir) in out.stderr
