@@ -232,7 +232,7 @@ class DemoSource:
 
     name = "demo"
 
-    def __init__(self, width: int, height: int, period_frames: int = 150):
+    def __init__(self, width: int, height: int, period_frames: int = 300):
         self.width, self.height, self.period = width, height, period_frames
         self._sprite = None
         self._i = 0

@@ -189,7 +189,22 @@ def parse_config(data: dict, where: str = "config") -> Config:
         parse_source(config.camera.source)
     except SourceSpecError as exc:
         raise ConfigError(f"{where}: camera.source = {config.camera.source!r} is invalid: {exc}") from None
+    from edge.retention import RetentionPolicy
+
+    try:
+        retention_policy(config, RetentionPolicy)
+    except ValueError as exc:    # the store's own rules, e.g. reviewed kept at least as long
+        raise ConfigError(f"{where}: {exc}") from None
     return config
+
+
+def retention_policy(config: Config, policy_class=None):
+    """The store's RetentionPolicy from the [retention] section (check_interval_s is the daemon's)."""
+    if policy_class is None:
+        from edge.retention import RetentionPolicy as policy_class
+    r = config.retention
+    return policy_class(max_age_days=r.max_age_days, reviewed_max_age_days=r.reviewed_max_age_days,
+                        max_total_mb=r.max_total_mb, min_free_mb=r.min_free_mb)
 
 
 def load_config(path: str | Path | None) -> Config:

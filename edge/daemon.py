@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge.camera import Camera, CameraError, DemoSource, Source, make_source, source_ends
 from edge.classify import Classifier
-from edge.config import Config
+from edge.config import Config, retention_policy
 from edge.detect import Detector
 from edge.logpolicy import LogPolicy
 from edge.modelfile import ModelFileError, default_model_path
@@ -122,20 +122,16 @@ class Daemon:
         Its own thread, so deleting a backlog of crops on a slow SD card never stalls frames (or
         trips the watchdog); the store is thread-safe. After a full disk the loop wakes it early.
         """
+        from edge import retention
+
         self._retention_wake = threading.Event()
-        try:
-            from edge import retention
-        except ImportError:  # TEMPORARY until the store branch ships edge/retention.py
-            log.warning("edge.retention missing: no retention")
-            return
         r = self.config.retention
-        policy = retention.RetentionPolicy(max_age_days=r.max_age_days, max_total_mb=r.max_total_mb,
-                                           min_free_mb=r.min_free_mb, reviewed_max_age_days=r.reviewed_max_age_days)
+        policy = retention_policy(self.config)
 
         def loop():
             while not self.stop_event.is_set():
                 try:
-                    retention.enforce(self.store, policy)
+                    log.debug("retention: %s", retention.enforce(self.store, policy))
                 except Exception as exc:   # retention must never stop the camera
                     log.warning("retention failed: %s", exc)
                 self._retention_wake.wait(r.check_interval_s)
@@ -198,6 +194,8 @@ class Daemon:
         """Start, process frames until stopped / the source ends / max_frames, stop. Exit status."""
         import sqlite3
 
+        from edge.store import StoreError
+
         status = EXIT_OK
         try:
             self.start()
@@ -208,7 +206,7 @@ class Daemon:
         except CameraError as exc:
             log.error("%s; exiting so systemd restarts the service", exc)
             self.exit_reason, status = f"camera: {exc}", EXIT_CAMERA
-        except (sqlite3.Error, OSError) as exc:
+        except (StoreError, sqlite3.Error, OSError) as exc:
             log.error("the store is unusable: %s", exc)
             self.exit_reason, status = f"store: {exc}", EXIT_STORE
         finally:

@@ -24,8 +24,9 @@ def _send_plain(message: str) -> bool:
     if address.startswith("@"):          # abstract namespace socket
         address = "\0" + address[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(address)
-        sock.sendall(message.encode())
+        # Never block the frame loop on a busy manager: a full queue drops this one message.
+        sock.setblocking(False)
+        sock.sendto(message.encode(), address)
     return True
 
 

@@ -68,6 +68,8 @@ def test_typo_in_section_suggests_section():
     ({"camera": {"source": "fiel:/x.mp4"}}, r"camera\.source = 'fiel:/x.mp4' is invalid: .*did you mean 'file'"),
     ({"camera": {"source": "v4l2:front"}}, r"camera\.source = 'v4l2:front' is invalid: 'v4l2:' needs a device number"),
     ({"camera": "demo"}, r"camera must be a table"),
+    ({"retention": {"max_age_days": 60, "reviewed_max_age_days": 7}},
+     r"retention\.reviewed_max_age_days = 7.* is shorter than retention\.max_age_days"),
     ({"systemd": {"notify": "yes"}}, r"systemd\.notify = 'yes' is invalid: expected true or false"),
 ])
 def test_bad_values_name_key_value_and_rule(data, pattern):
