@@ -160,7 +160,7 @@ def run_pipeline(args) -> dict:
     """Child process: render frames, run the pipeline, report times, boxes and peak RSS."""
     from edge.camera import Frame
     from edge.classify import Classifier
-    from edge.config import DetectorConfig, TrackerConfig
+    from edge.config import ClassifierConfig, DetectorConfig, TrackerConfig
     from edge.pipeline import Pipeline, StageTimes
 
     with np.load(args.sprite_file, allow_pickle=False) as z:
@@ -168,7 +168,7 @@ def run_pipeline(args) -> dict:
         sprites = [(z[f"s{i}"], tuple(int(v) for v in z[f"b{i}"])) for i in range(n)]
     plan = json.loads(Path(args.plan_file).read_text())
     render = Renderer(sprites, plan)
-    classifier = Classifier(args.model, 1, args.batch)
+    classifier = Classifier(args.model, 1, args.batch, ClassifierConfig().tta)
     det_cfg = DetectorConfig(detect_width=args.detect_width, upsample=args.upsample, every_n_frames=args.every_n,
                              min_face_px=args.min_face_px)
     pipeline = Pipeline.build(classifier, det_cfg, TrackerConfig(), clock=time.thread_time)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -273,12 +274,26 @@ def _picamera2_available() -> bool:
         return False
 
 
+def under_service_manager() -> bool:
+    """True when systemd started us (it sets INVOCATION_ID for every unit it runs)."""
+    return bool(os.environ.get("INVOCATION_ID"))
+
+
 def resolve_auto() -> SourceSpec:
-    """auto: the Pi camera if picamera2 imports and sees a camera, else /dev/video0, else demo."""
+    """auto: the Pi camera if picamera2 imports and sees a camera, else /dev/video0, else demo.
+
+    Under systemd there is no demo fallback: a service that logged synthetic faces while the real
+    camera is unplugged would look healthy and fill the log with nonsense, so it fails instead
+    (and systemd restarts it until the camera is back).
+    """
     if _picamera2_available():
         return SourceSpec("picamera2")
     if Path("/dev/video0").exists():
         return SourceSpec("v4l2", "0")
+    if under_service_manager():
+        raise CameraError("camera.source = auto found no camera (no Pi camera via picamera2, no /dev/video0); "
+                          "connect one and check 'rpicam-hello --list-cameras', or set camera.source = \"demo\" "
+                          "in the config to run without a camera")
     return SourceSpec("demo")
 
 

@@ -42,7 +42,7 @@ class Classifier:
     invocations save (see bench/edge_throughput.py --batch-compare).
     """
 
-    def __init__(self, model_path: str | Path, num_threads: int = 1, batch: str = "auto"):
+    def __init__(self, model_path: str | Path, num_threads: int = 1, batch: str = "auto", tta: bool = False):
         from edge.runtime import interpreter_class
 
         self.path = Path(model_path)
@@ -56,6 +56,7 @@ class Classifier:
         self._check(interpreter)
         self.interpreter = interpreter
         self.batch = "loop" if batch == "auto" else batch
+        self.tta = tta
         self._batch_n = 1
         size = self.meta.crop.size
         self._one = np.zeros((1, size, size, 1), dtype=self._in_dtype)
@@ -111,7 +112,16 @@ class Classifier:
         return out
 
     def probs(self, crops: np.ndarray) -> np.ndarray:
-        """(N, S, S) uint8 crops -> (N, labels) float32 probabilities."""
+        """(N, S, S) uint8 crops -> (N, labels) float32 probabilities.
+
+        With ``tta`` each face is also classified mirrored and the two averaged: an expression is
+        left-right symmetric in meaning, and the average is steadier than either alone.
+        """
+        if not self.tta or len(crops) == 0:
+            return self._probs_once(crops)
+        return (self._probs_once(crops) + self._probs_once(np.ascontiguousarray(crops[:, :, ::-1]))) / 2.0
+
+    def _probs_once(self, crops: np.ndarray) -> np.ndarray:
         n = len(crops)
         if n == 0:
             return np.zeros((0, len(LABELS)), np.float32)

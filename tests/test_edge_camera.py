@@ -59,12 +59,23 @@ def test_parse_source_specs():
         parse_source("demmo")
 
 
-def test_auto_falls_back_to_demo_without_a_camera():
+def test_auto_falls_back_to_demo_without_a_camera(monkeypatch):
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
     spec = resolve_auto()
     if Path("/dev/video0").exists():
         assert spec.kind in ("v4l2", "picamera2")
     else:
         assert spec.kind in ("demo", "picamera2")
+
+
+def test_auto_under_systemd_fails_instead_of_faking_a_camera(monkeypatch):
+    from edge.camera import CameraError
+
+    if Path("/dev/video0").exists() or resolve_auto().kind == "picamera2":
+        pytest.skip("this machine has a camera")
+    monkeypatch.setenv("INVOCATION_ID", "0123456789abcdef")
+    with pytest.raises(CameraError, match="no camera.*demo"):
+        resolve_auto()
 
 
 def test_demo_source_moves_a_real_face():

@@ -150,3 +150,16 @@ def test_classify_json_lines_with_a_corrupt_picture_in_a_folder(tiny_model, astr
 def test_classify_bad_model_exits_3(tmp_path, astronaut_picture):
     out = run_cli("classify", "--json", "--model", tmp_path / "missing.tflite", astronaut_picture)
     assert out.returncode == 3 and "missing.tflite does not exist" in out.stderr and out.stdout == ""
+
+
+def test_flip_tta_averages_a_face_and_its_mirror(tiny_model):
+    rng = np.random.default_rng(7)
+    crops = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    plain = Classifier(tiny_model)
+    tta = Classifier(tiny_model, tta=True)
+    expected = (plain.probs(crops) + plain.probs(np.ascontiguousarray(crops[:, :, ::-1]))) / 2
+    np.testing.assert_allclose(tta.probs(crops), expected, rtol=1e-6)
+    # a face that is its own mirror image gets exactly the plain prediction
+    symmetric = np.concatenate([crops[:, :, :24], crops[:, :, :24][:, :, ::-1]], axis=2)
+    np.testing.assert_allclose(tta.probs(symmetric), plain.probs(symmetric), rtol=1e-6)
+    assert tta.probs(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
