@@ -34,3 +34,10 @@ def tiny_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "tiny"
     return write_model(out, convert_int8(model, faces, samples=32), CropParams(),
                        data={"note": "synthetic test fixture"}, metrics={})
+
+
+@pytest.fixture(autouse=True)
+def _not_under_systemd(monkeypatch):
+    """Tests behave the same when the test run itself is a systemd unit: ``auto`` sources refuse
+    the demo fallback under systemd (INVOCATION_ID), which only the tests that want it set."""
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
