@@ -203,14 +203,16 @@ def _filters(since=None, until=None, labels=None, reviewed=None, min_confidence=
     if until is not None:
         clauses.append("ts < ?")
         params.append(parse_time(until))
+
+    def one_of(column: str, values) -> None:
+        values = [values] if isinstance(values, str) else list(values)
+        clauses.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")  # none: no rows
+        params.extend(values)
+
     if labels is not None:
-        labels = [labels] if isinstance(labels, str) else list(labels)
-        clauses.append(f"label IN ({','.join('?' * len(labels))})" if labels else "0")
-        params.extend(labels)
+        one_of("label", labels)
     if review_labels is not None:
-        review_labels = [review_labels] if isinstance(review_labels, str) else list(review_labels)
-        clauses.append(f"review_label IN ({','.join('?' * len(review_labels))})" if review_labels else "0")
-        params.extend(review_labels)
+        one_of("review_label", review_labels)
     if reviewed is not None:
         clauses.append("reviewed_at IS NOT NULL" if reviewed else "reviewed_at IS NULL")
     if not_face is not None:
