@@ -157,6 +157,10 @@ ls -l "$ROOTFS/etc/systemd/system/multi-user.target.wants/moodcam.service"
 chroot "$ROOTFS" id moodcam
 
 phase "moodcam classify on arm64 (qemu) and on $(uname -m)"
+# Unbind the host's /sys first: with it, LiteRT's cpuinfo reads the x86_64 host's CPU topology
+# while qemu emulates arm64, picks kernels the emulation cannot run, and the process segfaults
+# (seen here every time; without /sys it falls back cleanly, as on a real Pi, which has its own).
+umount -l "$ROOTFS/sys" 2>/dev/null || true
 timed classify_arm64 chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/bin:/bin LANG=C.UTF-8 \
     /opt/moodcam/venv/bin/moodcam classify --json --model /var/lib/moodcam/models/default.tflite \
     "/src/pictures/$PIC_NAME" >"$DIR/classify-arm64.jsonl"
