@@ -75,13 +75,8 @@ grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
     || die "binfmt_misc has no enabled qemu-aarch64 entry: apt-get install binfmt-support qemu-user-static; update-binfmts --enable qemu-aarch64"
 { [ -f "$MODEL" ] && [ -f "${MODEL%.tflite}.json" ]; } || die "no model at $MODEL (+ .json sidecar): pass --model PATH"
 
-# A run killed half-way can leave /proc, /sys or /dev mounted in the root: unmount them before
-# deleting it, and never let rm cross into another file system (the host's /dev!).
-unmount_under() {
-    local m
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done \
-        < <(awk -v r="$1" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
-}
+# shellcheck source=deploy/chroot-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/chroot-lib.sh"   # unmount_under
 BASE="$DIR/base"
 ROOTFS="$DIR/root"
 

@@ -36,13 +36,8 @@ command -v systemd-nspawn >/dev/null || die "systemd-nspawn is missing: apt-get 
 T0=$SECONDS
 phase() { printf '\n=== [%4ds] %s\n' "$((SECONDS - T0))" "$*"; }
 
-# A run killed half-way can leave /proc, /sys or /dev mounted in the root: unmount them before
-# deleting it, and never let rm cross into another file system (the host's /dev!).
-unmount_under() {
-    local m
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done \
-        < <(awk -v r="$1" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r)
-}
+# shellcheck source=deploy/chroot-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/chroot-lib.sh"   # unmount_under
 BASE="$DIR/base"
 ROOTFS="$DIR/root"
 if [ ! -f "$BASE/.debootstrap-done" ]; then
