@@ -130,7 +130,8 @@ def test_label_mode_in_chromium(faces):
         wait.until(lambda _: len(rows(faces)) == 2)
         ActionChains(driver).send_keys("u").perform()
         wait.until(lambda _: len(rows(faces)) == 1)
-        card = driver.find_element("css selector", ".card[data-reviewed='happy'] .pred")
+        # The labels file is saved before the page re-renders the card: wait for the card too.
+        card = wait.until(lambda d: d.find_element("css selector", ".card[data-reviewed='happy'] .pred"))
         assert card.text == "happy"                                 # no prediction: the label shows instead
         wait.until(lambda d: "Reviewed 1 of 7" in d.find_element("css selector", "#progress-text").text)
 

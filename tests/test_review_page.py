@@ -92,7 +92,7 @@ def test_review_flow_in_chromium(state_dir, tmp_path):
         page.open()
         page.until_count(N)
         assert page.ids() == list(range(N, 0, -1))  # newest first
-        assert "Reviewed 0 of 21" in driver.find_element("css selector", "#progress-text").text
+        page.wait.until(lambda d: "Reviewed 0 of 21" in d.find_element("css selector", "#progress-text").text)
         assert page.focused() == 21
 
         # Accept the prediction (Enter), relabel with a number key, mark a non-face, undo it.
@@ -248,7 +248,7 @@ def test_paging_select_all_and_bulk_accept(tmp_path):
         assert len(page.ids()) == 130                               # the grid did not move by itself
         page.keys("r")
         page.wait.until(lambda _: page.ids()[:3] == [132, 131, 130])  # newest first, a fresh first page
-        assert not driver.find_element("css selector", "#new-faces").is_displayed()
+        page.wait.until(lambda d: not d.find_element("css selector", "#new-faces").is_displayed())
     with Store(state, readonly=True) as store:
         assert store.count(reviewed=True) == 130
         assert all(f.review_label == f.label for f in store.faces(reviewed=True))
