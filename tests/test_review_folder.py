@@ -130,6 +130,10 @@ def test_label_mode_in_chromium(faces):
         wait.until(lambda _: len(rows(faces)) == 2)
         ActionChains(driver).send_keys("u").perform()
         wait.until(lambda _: len(rows(faces)) == 1)
+        # x then u at once, while the x is still being saved: the undo must undo the x, not the 4.
+        ActionChains(driver).send_keys("x").send_keys("u").perform()
+        wait.until(lambda d: d.execute_script("return state.pending") == 0)
+        assert rows(faces) == {first: ("happy", "0")}
         # The labels file is saved before the page re-renders the card: wait for the card too.
         card = wait.until(lambda d: d.find_element("css selector", ".card[data-reviewed='happy'] .pred"))
         assert card.text == "happy"                                 # no prediction: the label shows instead

@@ -338,42 +338,50 @@ function act(action, label) {
 }
 
 function undo() {
-  const before = state.undo.pop();
-  if (!before) { toast("Nothing to undo"); return; }
-  const changes = before.map((b) => {
-    if (!b.reviewed) return { id: b.id, action: "clear" };
-    if (b.not_face) return { id: b.id, action: "not_face" };
-    return { id: b.id, action: "label", label: b.review_label };
+  // Decided when the queue gets here, not at the key press: an action still being saved has not
+  // recorded its undo yet, and popping now would undo the one before it.
+  state.pending++;
+  state.queue = state.queue.then(async () => {
+    const before = state.undo.pop();
+    if (!before) { state.pending--; toast("Nothing to undo"); return; }
+    const changes = before.map((b) => {
+      if (!b.reviewed) return { id: b.id, action: "clear" };
+      if (b.not_face) return { id: b.id, action: "not_face" };
+      return { id: b.id, action: "label", label: b.review_label };
+    });
+    await post(changes, false);
+    const i = state.byId.get(before[0].id);
+    if (i !== undefined) { state.focus = i; paintFocus(); }
+    toast(`Undone (${before.length} face${before.length > 1 ? "s" : ""})`);
   });
-  send(changes, false);
-  const i = state.byId.get(before[0].id);
-  if (i !== undefined) { state.focus = i; paintFocus(); }
-  toast(`Undone (${before.length} face${before.length > 1 ? "s" : ""})`);
 }
 
 // Requests go one after another, so an undo never overtakes the action it undoes.
 function send(changes, recordUndo) {
   state.pending++;
+  state.queue = state.queue.then(() => post(changes, recordUndo));
+}
+
+// One save, run from the queue; the caller counted it in state.pending.
+async function post(changes, recordUndo) {
   setSaved("saving", "Saving…");
-  state.queue = state.queue.then(async () => {
-    try {
-      const r = await api("/api/reviews", { method: "POST", body: { changes } });
-      if (recordUndo) state.undo.push(r.before);
-      if (state.undo.length > 500) state.undo.shift();
-      for (const item of r.items) {
-        const i = state.byId.get(item.id);
-        if (i === undefined) continue;
-        state.items[i] = item;
-        fillCard($("#grid").children[i], item);
-      }
-      if (--state.pending === 0) setSaved("saved", "All changes saved");
-      refreshStats();
-    } catch (e) {
-      state.pending--;
-      setSaved("error", "Not saved!");
-      toast("Not saved: " + e.message, true);
+  try {
+    const r = await api("/api/reviews", { method: "POST", body: { changes } });
+    if (recordUndo) state.undo.push(r.before);
+    if (state.undo.length > 500) state.undo.shift();
+    for (const item of r.items) {
+      const i = state.byId.get(item.id);
+      if (i === undefined) continue;
+      state.items[i] = item;
+      fillCard($("#grid").children[i], item);
     }
-  });
+    if (--state.pending === 0) setSaved("saved", "All changes saved");
+    refreshStats();
+  } catch (e) {
+    state.pending--;
+    setSaved("error", "Not saved!");
+    toast("Not saved: " + e.message, true);
+  }
 }
 
 // ---------- focus, selection, keys ----------
