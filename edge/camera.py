@@ -107,14 +107,12 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
 def load_picture(path: Path) -> np.ndarray:
     """An RGB uint8 array from any picture Pillow reads (first frame of GIF/MPO, EXIF rotation
     applied); raises ValueError naming the file when it is not a readable picture."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from edge.pictures import NotAPicture, decode_picture
 
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{path}: not a readable picture ({type(exc).__name__}: {exc})") from None
+        return decode_picture(path)
+    except NotAPicture as exc:
+        raise ValueError(f"{path}: not a readable picture ({exc})") from None
 
 
 # ----------------------------------------------------------------------------------- sources

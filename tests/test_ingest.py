@@ -19,7 +19,7 @@ from tests.shared_data import shared_data
 from trainer.datasets import load_npz, stratified_split
 from trainer.faces import DetectParams, _rotate, _unrotate, find_faces
 from trainer.ingest import IngestOptions, find_pictures, ingest, parse_label_map, write_outputs
-from trainer.pictures import NotAPicture, decode_picture
+from edge.pictures import NotAPicture, decode_picture
 
 
 @pytest.fixture(scope="module")

@@ -176,16 +176,15 @@ def evaluate_faces(predictor: Predictor, faces: np.ndarray, labels: np.ndarray) 
 def load_picture(path: Path, max_side: int) -> np.ndarray:
     """First frame, EXIF-upright, RGB, shrunk so its longer side is at most ``max_side`` (a camera
     frame's size: what the edge detects on). Raises ValueError/OSError for a non-picture."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
-    with Image.open(path) as im:
-        im.seek(0)
-        im.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale, much faster
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        if max(im.size) > max_side:
-            scale = max_side / max(im.size)
-            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+    from edge.pictures import open_picture
+
+    im = open_picture(path)  # the same decoding as ingest and the edge (NotAPicture is a ValueError)
+    if max(im.size) > max_side:
+        scale = max_side / max(im.size)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)
 
 
 @dataclass(frozen=True)

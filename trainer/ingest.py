@@ -131,7 +131,7 @@ def find_pictures(root: Path, label_map: dict[str, str] | None = None) -> list[P
 
 def process_picture(picture: Picture, options: IngestOptions) -> PictureResult:
     """Decode, find faces, crop them with the edge's crop. Never raises for a bad file."""
-    from trainer.pictures import NotAPicture, decode_picture
+    from edge.pictures import NotAPicture, decode_picture
 
     path = str(picture.path)
     if picture.label is None:

@@ -2,8 +2,9 @@
 
 Web image search leaves every format behind: JPEG (with EXIF rotation), PNG with alpha, palette
 GIFs (animated), BMP, WebP, MPO (multi-picture JPEG from cameras), CMYK JPEG, 16-bit PNG, and
-HTML error pages saved under a picture's name. The scraper (to check a download) and ingest (to
-find faces) both go through :func:`decode_picture`, so they agree on what a picture is.
+HTML error pages saved under a picture's name. The scraper (to check a download), ingest (to
+find faces), evaluate, and the edge's ``classify`` and ``dir:`` source all go through
+:func:`decode_picture`, so they agree on what a picture is and how it looks.
 """
 from __future__ import annotations
 
