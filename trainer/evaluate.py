@@ -7,8 +7,8 @@ F1 and the confusion matrix, as plain JSON-able data; :func:`write_report` turns
 ``metrics.json``, ``confusion.png`` and ``report.md``.
 
 Raw pictures (``<folder naming an emotion>/*``, e.g. the scraped seed) go through
-:func:`faces_in_picture`: dlib HOG detection + :func:`edge.preprocess.crop_face` with the
-model's own crop parameters. A picture counts as right when the largest face found carries the
+:func:`faces_in_picture`: the edge's own detector (:class:`edge.detect.Detector`, dlib HOG on
+the gray picture) + :func:`edge.preprocess.crop_face` with the model's own crop parameters. A picture counts as right when the largest face found carries the
 folder's label; a picture with no face found counts as wrong in ``accuracy`` and is left out of
 ``accuracy_found``.
 """
@@ -96,9 +96,9 @@ def load_predictor(model: Path, *, tta: bool = False, num_threads: int | None = 
     keras_file, crop = resolve_keras(model)
     import keras
 
-    from trainer.model import custom_objects
+    from trainer.model import as_float32, custom_objects
 
-    loaded = keras.models.load_model(keras_file, custom_objects=custom_objects(), compile=False)
+    loaded = as_float32(keras.models.load_model(keras_file, custom_objects=custom_objects(), compile=False))
     size = int(loaded.input_shape[1])
     if crop.size != size:
         crop = CropParams(size=size, margin=crop.margin, square=crop.square)
@@ -193,20 +193,26 @@ class PictureFace:
     crop: np.ndarray = field(repr=False)
 
 
-def faces_in_picture(rgb: np.ndarray, crop: CropParams, detector, upsample: int = 1) -> list[PictureFace]:
-    """dlib HOG boxes (clamped to the picture) and their model inputs, largest face first.
+def faces_in_picture(rgb: np.ndarray, crop: CropParams, detector) -> list[PictureFace]:
+    """The edge's detect + crop stages on one still picture, largest face first.
 
-    Kept small on purpose: it is the edge pipeline's detect + crop stages, to be swapped for
-    ``edge.detect`` once that module lands.
+    ``detector`` is an :class:`edge.detect.Detector` (dlib HOG on the gray picture, boxes clamped
+    to it), so a picture is read here exactly as the daemon reads a frame. The picture is
+    already shrunk by :func:`load_picture`, so the detector scans it at full size.
     """
-    h, w = rgb.shape[:2]
-    found = []
-    for r in detector(rgb, upsample):
-        x0, y0, x1, y1 = max(0, r.left()), max(0, r.top()), min(w, r.right()), min(h, r.bottom())
-        if x1 > x0 and y1 > y0:
-            box = (x0, y0, x1 - x0, y1 - y0)
-            found.append(PictureFace(box, crop_face(rgb, box, crop)))
+    from edge.detect import gray_of
+
+    found = [PictureFace(d.box, crop_face(rgb, d.box, crop)) for d in detector.detect(gray_of(rgb), detect_width=0)]
     return sorted(found, key=lambda f: -(f.box[2] * f.box[3]))
+
+
+def picture_detector(upsample: int):
+    """The edge detector set up for still pictures: every upsampling pass asked for, no minimum
+    face size and no score threshold (a picture has no camera distance to filter on)."""
+    from edge.config import DetectorConfig
+    from edge.detect import Detector
+
+    return Detector(DetectorConfig(detect_width=0, upsample=upsample, min_face_px=1, score_threshold=0.0))
 
 
 def labelled_pictures(root: Path) -> list[tuple[Path, int]]:
@@ -229,9 +235,7 @@ def labelled_pictures(root: Path) -> list[tuple[Path, int]]:
 def evaluate_pictures(predictor: Predictor, root: Path, *, upsample: int = 1, max_side: int = 640,
                       limit: int | None = None, progress: bool = False) -> dict:
     """Pictures through detect + crop + model. See the module docstring for how they count."""
-    import dlib
-
-    detector = dlib.get_frontal_face_detector()
+    detector = picture_detector(upsample)
     items = labelled_pictures(root)
     if limit:
         # An even spread over the folders, not the first folder only.
@@ -250,7 +254,7 @@ def evaluate_pictures(predictor: Predictor, root: Path, *, upsample: int = 1, ma
             unreadable.append({"path": str(path), "error": f"{type(exc).__name__}: {exc}"})
             continue
         start = time.perf_counter()
-        faces = faces_in_picture(rgb, predictor.crop, detector, upsample)
+        faces = faces_in_picture(rgb, predictor.crop, detector)
         probs = predictor.predict(np.stack([f.crop for f in faces])) if faces else np.zeros((0, len(LABELS)))
         seconds += time.perf_counter() - start
         rows.append({"path": str(path), "label": label, "faces": len(faces),

@@ -128,7 +128,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
     from trainer.fit import load_training_data
     from trainer.hparams import load_hparams
-    from trainer.model import custom_objects
+    from trainer.model import as_float32, custom_objects
     hparams = json.loads((run / "hparams.json").read_text())
     hp = load_hparams(None, **hparams)
     data_info = json.loads((run / "data.json").read_text())
@@ -144,7 +144,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     if margin is not None:
         crop = dataclasses.replace(crop, margin=margin)
 
-    model = keras.models.load_model(run / checkpoint, custom_objects=custom_objects(), compile=False)
+    model = as_float32(keras.models.load_model(run / checkpoint, custom_objects=custom_objects(), compile=False))
     log(f"converting {run / checkpoint} to int8 ({min(samples, len(train))} representative training faces)")
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
         tflite_bytes = convert_int8(model, train.faces, samples=samples, seed=hp.seed)

@@ -160,6 +160,21 @@ def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), 
     import keras
     import tensorflow as tf
 
+    from trainer.model import resolve_precision
+
+    policy = resolve_precision(hp.precision)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return _fit(data, run, hp, policy, val_data=val_data, resume=resume, init_from=init_from, verbose=verbose)
+    finally:  # the policy is process-wide; leave it as found (tests fit several models in one process)
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, verbose) -> Path:
+    import keras
+    import tensorflow as tf
+
     run = Path(run)
     if run.exists() and any(run.iterdir()) and not resume:
         raise FileExistsError(f"run folder {run} is not empty; pass --resume to continue it or choose another --out")
@@ -176,6 +191,7 @@ def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), 
             raise ValueError(f"{run}/hparams.json differs from the hyper-parameters given in {changed}; "
                              "resume with the same --config")
     (run / "hparams.json").write_text(json.dumps(hp.to_dict(), indent=2))
+    summary["precision"] = policy
     (run / "data.json").write_text(json.dumps(summary, indent=2))
     if resume and (run / "last.keras").exists():
         from trainer.model import custom_objects

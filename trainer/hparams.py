@@ -17,6 +17,9 @@ class HParams:
     widths: tuple[int, ...] = (64, 64, 128, 256)  # conv channels per block; a 2x2 max-pool between blocks
     convs_per_block: tuple[int, ...] = (1, 2, 2, 1)  # 3x3 convs in each block (one at 48x48: it costs most)
     dropout: float = 0.4            # before the classifier
+    precision: str = "auto"         # "float32", "mixed_bfloat16", or "auto": bfloat16 compute where the CPU
+                                    # has native bf16 (AMX / AVX512-BF16: 2x faster here, 376 vs 188
+                                    # faces/s); weights stay float32 and export is float32 -> int8 either way
     # --- optimisation ---
     optimizer: str = "adamw"        # "adamw" (default, measured better) or "rmsprop" (the original project's)
     learning_rate: float = 2e-3     # peak learning rate
@@ -65,6 +68,8 @@ def load_hparams(path: Path | None = None, **overrides) -> HParams:
     hp = HParams(**data)
     if hp.optimizer not in ("adamw", "rmsprop", "sgd"):
         raise ValueError(f"{path or 'hparams'}: key 'optimizer' is {hp.optimizer!r}; use 'adamw', 'rmsprop' or 'sgd'")
+    if hp.precision not in ("auto", "float32", "mixed_bfloat16"):
+        raise ValueError(f"{path or 'hparams'}: key 'precision' is {hp.precision!r}; use auto, float32 or mixed_bfloat16")
     if hp.class_weighting not in ("none", "sqrt", "balanced"):
         raise ValueError(f"{path or 'hparams'}: key 'class_weighting' is {hp.class_weighting!r}; use none, sqrt or balanced")
     return hp

@@ -7,6 +7,7 @@ Augmentation layers are inside too; Keras runs them only when training.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from trainer.hparams import HParams
 
@@ -97,5 +98,52 @@ def make_model(hp: HParams = HParams(), num_classes: int = 7):
             x = keras.layers.MaxPooling2D(2, name=f"b{block}pool")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dropout(hp.dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probs")(x)
+    # float32 softmax even under mixed precision: bf16 probabilities are too coarse for the loss
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="moodcam_cnn")
+
+
+def resolve_precision(precision: str) -> str:
+    """The Keras dtype policy for ``HParams.precision`` on this machine."""
+    if precision != "auto":
+        return precision
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return "float32"
+    # Only native bf16: elsewhere oneDNN emulates it and training gets slower, not faster.
+    return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
+
+
+def as_float32(model):
+    """A float32 copy of a model trained under mixed precision (same weights); export and
+    evaluation work in float32 so the int8 conversion sees no bf16 casts."""
+    import keras
+
+    policies = {layer.dtype_policy.name for layer in _all_layers(model)}
+    if policies <= {"float32"}:
+        return model
+
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        if isinstance(layer, keras.Sequential):  # the augmentation block: its layers carry their own dtype
+            config["layers"] = [_float32_layer_config(c) for c in config["layers"]]
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _float32_layer_config(serialized: dict) -> dict:
+    serialized = dict(serialized)
+    serialized["config"] = dict(serialized["config"], dtype="float32")
+    return serialized
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
