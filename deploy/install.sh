@@ -61,7 +61,8 @@ run() {
     if [ "$DRY_RUN" = 0 ]; then "$@"; fi
 }
 
-need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
+# shellcheck source=deploy/args-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/args-lib.sh"   # need_value, check_prefix_and_root
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
@@ -78,12 +79,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path, got '$PREFIX'" ;; esac
-if [ -n "$ROOT" ]; then
-    case "$ROOT" in /*) ;; *) ROOT="$(pwd)/$ROOT" ;; esac
-    ROOT="${ROOT%/}"
-    NO_START=1
-fi
+check_prefix_and_root
+if [ -n "$ROOT" ]; then NO_START=1; fi
 { [ -f "$SOURCE/pyproject.toml" ] && [ -d "$SOURCE/edge" ]; } \
     || die "--source $SOURCE is not a moodcam checkout (no pyproject.toml and edge/ there)"
 MODEL="${MODEL:-$SOURCE/models/default.tflite}"

@@ -21,6 +21,8 @@ PURGE=0
 ROOT=""
 PREFIX=/opt/moodcam
 die() { printf 'uninstall.sh: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=deploy/args-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/args-lib.sh"   # need_value, check_prefix_and_root
 note() { printf '    %s\n' "$*"; }
 run() {
     printf '+'
@@ -32,18 +34,14 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --purge) PURGE=1 ;;
         --dry-run) DRY_RUN=1 ;;
-        --prefix) [ $# -ge 2 ] || die "--prefix needs a value"; PREFIX="$2"; shift ;;
-        --root) [ $# -ge 2 ] || die "--root needs a value"; ROOT="$2"; shift ;;
+        --prefix) need_value "$@"; PREFIX="$2"; shift ;;
+        --root) need_value "$@"; ROOT="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
     shift
 done
-case "$PREFIX" in /*) ;; *) die "--prefix must be an absolute path, got '$PREFIX'" ;; esac
-if [ -n "$ROOT" ]; then
-    case "$ROOT" in /*) ;; *) ROOT="$(pwd)/$ROOT" ;; esac
-    ROOT="${ROOT%/}"
-fi
+check_prefix_and_root
 if [ "${MOODCAM_EUID:-$(id -u)}" != 0 ] && [ "$DRY_RUN" = 0 ] && [ -z "$ROOT" ]; then
     die "must run as root: sudo $0 $*"
 fi
