@@ -51,18 +51,10 @@ PIP_EXTRA=""
 
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
 warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
-note() { printf '    %s\n' "$*"; }
 step() { printf '\n==> %s\n' "$*"; }
-# Every action goes through run: printed first (shell-quoted, ready to copy), executed unless --dry-run.
-run() {
-    printf '+'
-    printf ' %q' "$@"
-    printf '\n'
-    if [ "$DRY_RUN" = 0 ]; then "$@"; fi
-}
 
-# shellcheck source=deploy/args-lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/args-lib.sh"   # need_value, check_prefix_and_root
+# shellcheck source=deploy/script-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/script-lib.sh"   # note, run, need_value, check_prefix_and_root
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;

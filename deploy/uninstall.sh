@@ -21,15 +21,8 @@ PURGE=0
 ROOT=""
 PREFIX=/opt/moodcam
 die() { printf 'uninstall.sh: error: %s\n' "$*" >&2; exit 1; }
-# shellcheck source=deploy/args-lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/args-lib.sh"   # need_value, check_prefix_and_root
-note() { printf '    %s\n' "$*"; }
-run() {
-    printf '+'
-    printf ' %q' "$@"
-    printf '\n'
-    if [ "$DRY_RUN" = 0 ]; then "$@"; fi
-}
+# shellcheck source=deploy/script-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/script-lib.sh"   # note, run, need_value, check_prefix_and_root
 while [ $# -gt 0 ]; do
     case "$1" in
         --purge) PURGE=1 ;;
