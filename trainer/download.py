@@ -137,6 +137,12 @@ def check_picture(body: bytes, params: DownloadParams) -> CheckedPicture:
                           im.info.get("source_format") or "JPEG", im.size[0], im.size[1])
 
 
+def phash_distances(hashes: np.ndarray, phash: int) -> np.ndarray:
+    """Hamming distances (bits) between one 64-bit perceptual hash and an array of them (uint64)."""
+    x = hashes ^ np.uint64(phash)
+    return np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(1)
+
+
 class SeenPictures:
     """Content and perceptual hashes of every kept picture, to skip exact and near duplicates."""
 
@@ -160,8 +166,7 @@ class SeenPictures:
         if sha in self.sha:
             return f"duplicate: same bytes as {self.sha[sha]}"
         if self.near_bits >= 0 and phash and self._phash_ints:
-            x = np.array(self._phash_ints, dtype=np.uint64) ^ np.uint64(int(phash, 16))
-            bits = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(1)
+            bits = phash_distances(np.array(self._phash_ints, dtype=np.uint64), int(phash, 16))
             j = int(np.argmin(bits))
             if bits[j] <= self.near_bits:
                 return f"near-duplicate: {int(bits[j])} bits from {self._phash_files[j]}"
