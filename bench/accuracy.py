@@ -14,8 +14,8 @@ Two comparisons, each fair in its own way:
    the crop to let it detect would measure the detector on an artificial picture, not the
    classifier; so detection is left out for both.
 2. Scraped pictures (raw web photos in emotion-named folders, junk included) through each full
-   pipeline: ours = dlib HOG (upsample 1) on the picture shrunk to 640 px + edge.preprocess crop +
-   our int8 model; fer = its Haar cascade + its crop + its TFLite model on the picture as stored.
+   pipeline: ours = the edge's still-picture dlib HOG cascade (edge.stills: upsample 1, mirrored,
+   upsample 2, rotations) on the picture shrunk to 640 px + edge.preprocess crop + our int8 model; fer = its Haar cascade + its crop + its TFLite model on the picture as stored.
    A picture is right when its largest face carries the folder's label; no face = wrong in
    "accuracy (all)", left out of "accuracy (found)". Unreadable files are left out of both.
    The default model is trained on FER2013 only, so none of these pictures were trained on; for
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--val", type=Path, help="FER2013 PublicTest <label>/ folders (default: shared data)")
     ap.add_argument("--pictures", type=Path, help="raw pictures in emotion-named folders (default: shared scraped seed)")
     ap.add_argument("--limit", type=int, help="only this many raw pictures, spread over the folders")
-    ap.add_argument("--upsample", type=int, default=1, help="dlib HOG upsampling on our side")
+    ap.add_argument("--upsample", type=int, default=1, help="first dlib HOG upsampling level of our cascade")
     ap.add_argument("--fer-python", type=Path, default=REPO / ".bench" / "fer-venv" / "bin" / "python")
     ap.add_argument("--no-fer", action="store_true", help="our model only")
     ap.add_argument("--skip-pictures", action="store_true", help="FER2013 faces only")

@@ -147,6 +147,31 @@ def test_classify_json_lines_with_a_corrupt_picture_in_a_folder(tiny_model, astr
     assert 150 <= x + w / 2 <= 300 and 50 <= y + h / 2 <= 200    # the astronaut's face, not elsewhere
 
 
+def test_classify_finds_a_tilted_head_with_the_still_cascade(tiny_model, tmp_path):
+    """A head tilted 60 degrees: one upright dlib pass finds nothing (what classify ran before);
+    classify's still-picture cascade turns the picture, finds it, and reports it where it is."""
+    from skimage import data
+
+    from edge.config import DetectorConfig
+    from edge.detect import Detector, gray_of
+    from tests.test_edge_stills import tilted, turned_point
+
+    one_pass = Detector(DetectorConfig(detect_width=0, upsample=1, min_face_px=20))
+    (upright,) = one_pass.detect(gray_of(data.astronaut()))
+    picture = tilted(data.astronaut(), 60)
+    assert one_pass.detect(gray_of(picture)) == []
+    path = tmp_path / "tilted.png"
+    Image.fromarray(picture).save(path)
+    out = run_cli("classify", "--json", "--model", tiny_model, path)
+    assert out.returncode == 0, out.stderr
+    (line,) = [json.loads(text) for text in out.stdout.splitlines()]
+    assert set(line) == {"path", "faces"} and len(line["faces"]) == 1
+    x, y, w, h = line["faces"][0]["box"]
+    ux, uy, uw, uh = upright.box
+    ex, ey = turned_point(ux + uw / 2, uy + uh / 2, 60, picture.shape)
+    assert abs(x + w / 2 - ex) < 20 and abs(y + h / 2 - ey) < 20 and abs(w - uw) < 10
+
+
 def test_classify_bad_model_exits_3(tmp_path, astronaut_picture):
     out = run_cli("classify", "--json", "--model", tmp_path / "missing.tflite", astronaut_picture)
     assert out.returncode == 3 and "missing.tflite does not exist" in out.stderr and out.stdout == ""

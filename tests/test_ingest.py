@@ -15,9 +15,9 @@ from PIL import Image
 
 from edge.labels import LABEL_INDEX
 from edge.preprocess import CropParams, crop_face, to_gray
+from edge.stills import PictureDetectParams, find_picture_faces
 from tests.shared_data import shared_data
 from trainer.datasets import load_npz, stratified_split
-from trainer.faces import DetectParams, _rotate, _unrotate, find_faces
 from trainer.ingest import IngestOptions, find_pictures, ingest, parse_label_map, write_outputs
 from edge.pictures import NotAPicture, decode_picture
 
@@ -29,7 +29,7 @@ def faces():
     found = []
     for path in sorted(root.glob("happy/*.jpg"))[:120]:
         big = Image.open(path).convert("L").resize((192, 192), Image.Resampling.BICUBIC)
-        if len(find_faces(to_gray(np.asarray(canvas(big))), DetectParams(upsample=(1,), mirror=False, angles=()))) == 1:
+        if len(find_picture_faces(to_gray(np.asarray(canvas(big))), PictureDetectParams(upsample=(1,), mirror=False, angles=()))) == 1:
             found.append(big)
         if len(found) == 10:
             return found
@@ -183,17 +183,6 @@ def test_label_map_errors_name_the_problem(tmp_path):
         parse_label_map([str(bad)])
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         find_pictures(tmp_path / "nope")
-
-
-def test_unrotate_maps_a_point_back():
-    img = np.zeros((200, 300), np.uint8)
-    img[50:60, 220:230] = 255  # a bright square centred at (225, 55)
-    for angle in (-30.0, 15.0, 30.0):
-        rot = _rotate(img, angle)
-        ys, xs = np.nonzero(rot > 128)
-        box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
-        x, y, w, h = _unrotate(box, angle, img.shape, rot.shape)
-        assert abs(x + w / 2 - 225) <= 2 and abs(y + h / 2 - 55) <= 2, angle
 
 
 def test_cli_ingest(tree, tmp_path, capsys):

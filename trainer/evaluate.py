@@ -7,16 +7,17 @@ F1 and the confusion matrix, as plain JSON-able data; :func:`write_report` turns
 ``metrics.json``, ``confusion.png`` and ``report.md``.
 
 Raw pictures (``<folder naming an emotion>/*``, e.g. the scraped seed) go through
-:func:`faces_in_picture`: the edge's own detector (:class:`edge.detect.Detector`, dlib HOG on
-the gray picture) + :func:`edge.preprocess.crop_face` with the model's own crop parameters. A picture counts as right when the largest face found carries the
-folder's label; a picture with no face found counts as wrong in ``accuracy`` and is left out of
-``accuracy_found``.
+:func:`faces_in_picture`: the edge's still-picture detector (:func:`edge.stills.faces_in_still`,
+the dlib HOG cascade ``moodcam classify`` and ingest use) + :func:`edge.preprocess.crop_face`
+with the model's own crop parameters. A picture counts as right when the largest face found
+carries the folder's label; a picture with no face found counts as wrong in ``accuracy`` and is
+left out of ``accuracy_found``.
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from edge.labels import LABELS, label_from_name
 from edge.preprocess import Box, CropParams, crop_face
+from edge.stills import PictureDetectParams, faces_in_still
 
 
 # --------------------------------------------------------------------------- models
@@ -193,26 +195,14 @@ class PictureFace:
     crop: np.ndarray = field(repr=False)
 
 
-def faces_in_picture(rgb: np.ndarray, crop: CropParams, detector) -> list[PictureFace]:
+def faces_in_picture(rgb: np.ndarray, crop: CropParams, params: PictureDetectParams) -> list[PictureFace]:
     """The edge's detect + crop stages on one still picture, largest face first.
 
-    ``detector`` is an :class:`edge.detect.Detector` (dlib HOG on the gray picture, boxes clamped
-    to it), so a picture is read here exactly as the daemon reads a frame. The picture is
-    already shrunk by :func:`load_picture`, so the detector scans it at full size.
+    Faces are found by :func:`edge.stills.faces_in_still`, the very call ``moodcam classify``
+    makes, so a picture is read here exactly as the edge reads a still. The picture is already
+    shrunk by :func:`load_picture`, so the cascade scans it at its size.
     """
-    from edge.detect import gray_of
-
-    found = [PictureFace(d.box, crop_face(rgb, d.box, crop)) for d in detector.detect(gray_of(rgb), detect_width=0)]
-    return sorted(found, key=lambda f: -(f.box[2] * f.box[3]))
-
-
-def picture_detector(upsample: int):
-    """The edge detector set up for still pictures: every upsampling pass asked for, no minimum
-    face size and no score threshold (a picture has no camera distance to filter on)."""
-    from edge.config import DetectorConfig
-    from edge.detect import Detector
-
-    return Detector(DetectorConfig(detect_width=0, upsample=upsample, min_face_px=1, score_threshold=0.0))
+    return [PictureFace(d.box, crop_face(rgb, d.box, crop)) for d in faces_in_still(rgb, params)]
 
 
 def labelled_pictures(root: Path) -> list[tuple[Path, int]]:
@@ -235,7 +225,7 @@ def labelled_pictures(root: Path) -> list[tuple[Path, int]]:
 def evaluate_pictures(predictor: Predictor, root: Path, *, upsample: int = 1, max_side: int = 640,
                       limit: int | None = None, progress: bool = False) -> dict:
     """Pictures through detect + crop + model. See the module docstring for how they count."""
-    detector = picture_detector(upsample)
+    params = PictureDetectParams.starting_at(upsample)  # the cascade of `moodcam classify --upsample N`
     items = labelled_pictures(root)
     if limit:
         # An even spread over the folders, not the first folder only.
@@ -254,7 +244,7 @@ def evaluate_pictures(predictor: Predictor, root: Path, *, upsample: int = 1, ma
             unreadable.append({"path": str(path), "error": f"{type(exc).__name__}: {exc}"})
             continue
         start = time.perf_counter()
-        faces = faces_in_picture(rgb, predictor.crop, detector)
+        faces = faces_in_picture(rgb, predictor.crop, params)
         probs = predictor.predict(np.stack([f.crop for f in faces])) if faces else np.zeros((0, len(LABELS)))
         seconds += time.perf_counter() - start
         rows.append({"path": str(path), "label": label, "faces": len(faces),
@@ -278,6 +268,7 @@ def evaluate_pictures(predictor: Predictor, root: Path, *, upsample: int = 1, ma
         "faces_total": int(sum(r["faces"] for r in rows)),
         "unreadable": len(unreadable),
         "upsample": upsample,
+        "cascade": asdict(params),
         "max_side": max_side,
         "ms_per_picture": round(1000 * seconds / max(1, n), 2),
         "per_picture": rows,

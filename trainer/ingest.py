@@ -23,8 +23,8 @@ import numpy as np
 
 from edge.labels import LABEL_INDEX, LABELS, label_from_name
 from edge.preprocess import CropParams, crop_face, to_gray
+from edge.stills import PictureDetectParams, find_picture_faces
 from trainer.datasets import FaceDataset, empty, save_npz
-from trainer.faces import DetectParams, find_faces
 
 # Files that are certainly not pictures and not worth opening (the scraper's own manifest, notes).
 SKIP_NAMES = {"manifest.jsonl", ".DS_Store", "Thumbs.db", "desktop.ini"}
@@ -33,7 +33,9 @@ SKIP_NAMES = {"manifest.jsonl", ".DS_Store", "Thumbs.db", "desktop.ini"}
 @dataclass(frozen=True)
 class IngestOptions:
     crop: CropParams = CropParams()
-    detect: DetectParams = DetectParams()
+    # The cascade `moodcam classify` uses, with a larger minimum face: a face the model learns
+    # from must carry its expression, where classify may as well try a small one.
+    detect: PictureDetectParams = PictureDetectParams(min_size=24)
     all_faces: bool = False        # keep every face of a picture, not only the largest
     dedup_distance: int = 4        # perceptual-hash bits within which two faces are the same face (-1: off)
     workers: int = 0               # processes; 0 = all cores
@@ -144,7 +146,7 @@ def process_picture(picture: Picture, options: IngestOptions) -> PictureResult:
         return PictureResult(path, picture.label, reject=f"unreadable: {exc}")
     gray = to_gray(rgb)
     size = (gray.shape[1], gray.shape[0])
-    detections = find_faces(gray, options.detect)
+    detections = find_picture_faces(gray, options.detect)
     if not detections:
         return PictureResult(path, picture.label, reject="no face found", size=size)
     keep = detections if options.all_faces else detections[:1]

@@ -7,7 +7,9 @@ from pathlib import Path
 
 HELP = "classify faces in pictures or folders (--json lines)"
 DESCRIPTION = (
-    "Detect faces in pictures (folders are searched recursively, in name order), crop them as the model "
+    "Detect faces in pictures (folders are searched recursively, in name order) with the still-picture "
+    "cascade (dlib HOG at --upsample N, then the mirrored picture, N+1, and rotations of +-15/30 degrees, "
+    "each only while nothing is found), crop them as the model "
     "was trained, and classify their expressions. With --json: one JSON object per picture on stdout, "
     '{"path": ..., "faces": [{"box": [x, y, w, h], "label": ..., "confidence": ..., "probs": {label: p}}]}; '
     'a file that is not a readable picture gets an "error" field and the run goes on. '
@@ -20,7 +22,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", metavar="TFLITE", help="model (default: classifier.model, else the shipped one)")
     parser.add_argument("--config", metavar="FILE", help="TOML config for detector/classifier settings")
     parser.add_argument("--upsample", type=int, default=1, metavar="N",
-                        help="dlib upsampling for stills (default 1: finds faces down to ~40 px)")
+                        help="first dlib upsampling level of the cascade (default 1: faces down to ~40 px; "
+                             "N+1 is tried when nothing is found)")
     parser.add_argument("--max-side", type=int, default=1280, metavar="PX",
                         help="pictures are shrunk to this longest side for detection (default 1280)")
 
@@ -36,13 +39,11 @@ def iter_pictures(paths: list[str]):
 
 
 def run(args) -> int:
-    from dataclasses import replace
-
     from edge.camera import load_picture
     from edge.classify import Classifier
     from edge.config import ConfigError, load_config
-    from edge.detect import Detector, gray_of
     from edge.modelfile import ModelFileError, default_model_path
+    from edge.stills import STILL_MIN_FACE_PX, PictureDetectParams, faces_in_still
 
     try:
         config = load_config(args.config) if args.config else load_config(None)
@@ -58,8 +59,10 @@ def run(args) -> int:
     except ModelFileError as exc:
         print(f"moodcam classify: {exc}", file=sys.stderr)
         return 3
-    # Stills: one pass at a higher resolution than the video loop, small faces allowed.
-    detector = Detector(replace(config.detector, upsample=args.upsample, min_face_px=min(config.detector.min_face_px, 20)))
+    # A still is all there is: the cascade tries harder than the video loop's single pass, and small
+    # faces are allowed. The config's score threshold applies; its min_face_px only where it is smaller.
+    params = PictureDetectParams.starting_at(args.upsample, threshold=config.detector.score_threshold,
+                                             min_size=min(config.detector.min_face_px, STILL_MIN_FACE_PX))
     failed = 0
     for path in iter_pictures(args.paths):
         result: dict = {"path": str(path), "faces": []}
@@ -69,10 +72,7 @@ def run(args) -> int:
             failed += 1
             result["error"] = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
         else:
-            h, w = image.shape[:2]
-            width = w if max(h, w) <= args.max_side else round(w * args.max_side / max(h, w))
-            detections = detector.detect(gray_of(image), detect_width=width)
-            boxes = [d.box for d in detections]
+            boxes = [d.box for d in faces_in_still(image, params, max_side=args.max_side)]
             for box, pred in zip(boxes, classifier.classify(image, boxes)):
                 result["faces"].append({"box": [int(v) for v in box], "label": pred.label,
                                         "confidence": round(pred.confidence, 4), "probs": pred.probs_dict()})

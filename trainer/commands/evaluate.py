@@ -3,14 +3,16 @@
 MODEL: a run folder (its best.keras), a .keras file, or an exported .tflite (with its sidecar).
 DATA:  pre-cropped faces (an .npz data set, or ``<label>/*`` picture folders as FER2013's), or raw
        pictures in folders named after an emotion (``Happy+Human+Faces/*``), which go through the
-       edge pipeline: dlib HOG detection + edge.preprocess.crop_face + the model.
+       edge pipeline: the still-picture dlib HOG cascade of ``moodcam classify`` (edge.stills) +
+       edge.preprocess.crop_face + the model.
 
 ``--json`` contract: the LAST line on stdout is one JSON object with at least
 ``accuracy`` (0..1; for pictures: right pictures / all readable pictures, no face = wrong),
 ``n`` (faces, or readable pictures), ``per_class`` ({label: {precision, recall, f1, support}}),
 ``macro_f1``, ``labels``, ``confusion`` (rows truth, columns predicted), ``mode`` ("faces" or
 "pictures"), ``model``, ``data``, ``tta``; pictures add ``accuracy_found``, ``n_found``,
-``faces_found_rate``, ``faces_total``, ``unreadable``. Per-picture rows are left out of the
+``faces_found_rate``, ``faces_total``, ``unreadable``, ``upsample``, ``cascade`` (the detector's
+parameters), ``max_side``, ``ms_per_picture``. Per-picture rows are left out of the
 line (they are in ``--report DIR``/metrics.json).
 """
 from __future__ import annotations
@@ -33,7 +35,7 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last stdout line")
     p.add_argument("--report", type=Path, metavar="DIR", help="write metrics.json, confusion.{json,png}, report.md here")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average each face with its mirror image")
-    p.add_argument("--upsample", type=int, default=1, help="dlib HOG upsampling for raw pictures (0 = fastest)")
+    p.add_argument("--upsample", type=int, default=1, help="first dlib HOG upsampling level of the cascade for raw pictures (the next is its fallback)")
     p.add_argument("--max-side", type=int, default=640, help="raw pictures are shrunk to this longer side first, as a camera frame")
     p.add_argument("--limit", type=int, help="evaluate only this many raw pictures, spread over the folders")
     p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: the runtime's)")

@@ -6,17 +6,18 @@ from pathlib import Path
 HELP = "cut faces out of pictures with dlib into an .npz data set"
 DESCRIPTION = (
     "Walk PICTURES (one folder per search phrase; the label is the emotion word in the folder name), "
-    "decode every picture Pillow reads, find faces with dlib's HOG detector, crop them with the edge's "
-    "crop (edge.preprocess.crop_face) and write OUT (.npz) beside OUT.manifest.csv, OUT.rejects.csv "
+    "decode every picture Pillow reads, find faces with the edge's still-picture cascade of dlib's HOG "
+    "detector (edge.stills, as moodcam classify), crop them with the edge's crop (edge.preprocess.crop_face) "
+    "and write OUT (.npz) beside OUT.manifest.csv, OUT.rejects.csv "
     "and OUT.summary.md."
 )
 
 
 def add_arguments(p) -> None:
     from edge.preprocess import CropParams
-    from trainer.faces import DetectParams
+    from trainer.ingest import IngestOptions
 
-    crop, det = CropParams(), DetectParams()
+    crop, det = CropParams(), IngestOptions().detect
     p.add_argument("pictures", type=Path, help="folder tree of pictures, e.g. pictures/<Angry Human Face>/*")
     p.add_argument("--out", type=Path, required=True, help="data set to write (.npz); reports are written beside it")
     p.add_argument("--label-map", nargs="+", metavar="FOLDER=LABEL|JSON",
@@ -37,8 +38,9 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from dataclasses import replace
+
     from edge.preprocess import CropParams
-    from trainer.faces import DetectParams
     from trainer.ingest import IngestOptions, ingest, parse_label_map, summary_table, write_outputs
 
     try:
@@ -52,8 +54,8 @@ def run(args) -> int:
         return 2
     options = IngestOptions(
         crop=crop,
-        detect=DetectParams(upsample=tuple(args.upsample), mirror=not args.no_mirror,
-                            angles=tuple(args.angles), threshold=args.threshold),
+        detect=replace(IngestOptions().detect, upsample=tuple(args.upsample), mirror=not args.no_mirror,
+                       angles=tuple(args.angles), threshold=args.threshold),
         all_faces=args.all_faces, dedup_distance=args.dedup_distance, workers=args.workers,
     )
     try:

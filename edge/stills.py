@@ -1,0 +1,174 @@
+"""Faces in still pictures: dlib's HOG detector run as a cascade that tries harder only when it finds none.
+
+A camera frame is scanned once (edge.detect): the next frame is a few milliseconds away. A still
+picture is all there is, so it is worth more time. A web picture of an "angry human face" is
+mostly one large frontal face, which dlib's HOG finds at upsample 1 in ~25 ms (640 px). What it
+misses are faces turned to one side (the mirrored picture finds some), small faces (upsample 2)
+and tilted heads (a few degrees of rotation). Each further try costs several times the first, so
+the detector runs a *cascade*: the next try only when all earlier ones found nothing.
+
+One cascade serves every still: ``moodcam classify`` and the trainer's evaluate on raw pictures
+(both through :func:`faces_in_still`) and the trainer's ingest (:func:`find_picture_faces`), so a
+face the model was trained on is found the same way in the pictures it is judged and used on.
+The dlib detector is created on first use, never at import time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from edge.detect import clamp_box, gray_of
+from edge.preprocess import Box
+
+# dlib's smallest HOG window is 80 px; upsample 2 (4x the pixels) brings it to ~20 px. Smaller boxes
+# are too few pixels to carry an expression in a 48x48 crop.
+STILL_MIN_FACE_PX = 20
+
+
+@dataclass(frozen=True)
+class PictureDetectParams:
+    """How hard to look for faces in a still picture.
+
+    upsample:  dlib upsampling levels tried in order while no face is found; 1 finds faces down
+               to ~40 px, 2 down to ~20 px (4x the pixels, ~4x the time).
+    mirror:    also try the mirrored picture (at the first upsample level): dlib's HOG templates
+               are not symmetric, so a face turned one way is sometimes found only mirrored.
+    angles:    rotations in degrees tried (at the first upsample level) when nothing else found a
+               face; dlib's frontal HOG misses heads tilted more than ~15 degrees.
+    threshold: dlib's detection threshold adjustment (0 = dlib's default; < 0 finds more, and
+               more false faces).
+    min_size:  faces whose box side is below this many pixels (of the picture scanned) are ignored.
+    """
+
+    upsample: tuple[int, ...] = (1, 2)
+    mirror: bool = True
+    angles: tuple[float, ...] = (-15.0, 15.0, -30.0, 30.0)
+    threshold: float = 0.0
+    min_size: int = STILL_MIN_FACE_PX
+
+    @classmethod
+    def starting_at(cls, upsample: int, **kwargs) -> "PictureDetectParams":
+        """The cascade with ``upsample`` as its first level and the next one as its fallback: what
+        ``--upsample N`` of ``moodcam classify`` and ``moodcam-train evaluate`` means."""
+        levels = (upsample, upsample + 1) if upsample < 3 else (upsample,)  # 3 is the most either CLI allows
+        return cls(upsample=levels, **kwargs)
+
+
+@dataclass(frozen=True)
+class PictureDetection:
+    box: Box          # x, y, w, h in the (upright) picture, clamped to it
+    score: float      # dlib's detection score
+    upsample: int     # the level that found it
+    angle: float      # the rotation under which it was found (0 = upright)
+
+
+_detector = None
+
+
+def _dlib_detector():
+    """dlib's HOG frontal face detector, created once per process on first use."""
+    global _detector
+    if _detector is None:
+        import dlib
+
+        _detector = dlib.get_frontal_face_detector()
+    return _detector
+
+
+def _run(gray: np.ndarray, upsample: int, threshold: float) -> list[tuple[Box, float]]:
+    rects, scores, _ = _dlib_detector().run(gray, upsample, threshold)
+    return [((r.left(), r.top(), r.width(), r.height()), float(s)) for r, s in zip(rects, scores)]
+
+
+def _rotate(gray: np.ndarray, angle: float) -> np.ndarray:
+    # expand=True keeps the corners; the fill is the picture's mean so the border is no strong edge.
+    return np.asarray(Image.fromarray(gray).rotate(angle, resample=Image.Resampling.BILINEAR, expand=True,
+                                                   fillcolor=int(gray.mean())))
+
+
+def _unrotate(box: Box, angle: float, shape: tuple[int, int], rotated_shape: tuple[int, int]) -> Box:
+    """A box found in the picture rotated by ``angle`` (PIL: counter-clockwise) mapped back.
+
+    The face's center is rotated back exactly; the box keeps its size, axis-aligned in the
+    upright picture: the crop then holds the tilted face as a camera would see it.
+    """
+    x, y, w, h = box
+    cx, cy = x + w / 2.0 - rotated_shape[1] / 2.0, y + h / 2.0 - rotated_shape[0] / 2.0
+    a = np.deg2rad(angle)
+    # PIL rotates counter-clockwise on screen (y down); undoing it rotates by -angle.
+    ox = cx * np.cos(a) - cy * np.sin(a)
+    oy = cx * np.sin(a) + cy * np.cos(a)
+    ox, oy = ox + shape[1] / 2.0, oy + shape[0] / 2.0
+    return int(round(ox - w / 2.0)), int(round(oy - h / 2.0)), int(w), int(h)
+
+
+def _clamp(box: Box, shape: tuple[int, int]) -> Box | None:
+    x, y, w, h = box
+    return clamp_box(x, y, x + w, y + h, shape[1], shape[0])
+
+
+def find_picture_faces(gray: np.ndarray,
+                       params: PictureDetectParams = PictureDetectParams()) -> list[PictureDetection]:
+    """Faces in a uint8 grayscale picture, scanned at its size, largest first; [] when none (after every try)."""
+    found: list[PictureDetection] = []
+    for i, up in enumerate(params.upsample):
+        found = [PictureDetection(b, s, up, 0.0) for b, s in _run(gray, up, params.threshold)]
+        found = [d for d in found if min(d.box[2:]) >= params.min_size]
+        if found:
+            break
+        if i == 0 and params.mirror:
+            # Cheaper than the next upsample level, and finds faces turned to one side.
+            width = gray.shape[1]
+            mirrored = np.ascontiguousarray(gray[:, ::-1])
+            found = [PictureDetection((width - b[0] - b[2], b[1], b[2], b[3]), s, up, 0.0)
+                     for b, s in _run(mirrored, up, params.threshold)]
+            found = [d for d in found if min(d.box[2:]) >= params.min_size]
+            if found:
+                break
+    if not found and params.upsample:
+        up = params.upsample[0]
+        for angle in params.angles:
+            rotated = _rotate(gray, angle)
+            for b, s in _run(rotated, up, params.threshold):
+                box = _clamp(_unrotate(b, angle, gray.shape, rotated.shape), gray.shape)
+                if box is not None and min(box[2:]) >= params.min_size:
+                    found.append(PictureDetection(box, s, up, angle))
+            if found:
+                break
+    # dlib boxes may reach past the border (a face cut by the frame); clamp them to the picture.
+    clamped = []
+    for d in found:
+        box = _clamp(d.box, gray.shape)
+        if box is not None:
+            clamped.append(PictureDetection(box, d.score, d.upsample, d.angle))
+    return sorted(clamped, key=lambda d: d.box[2] * d.box[3], reverse=True)
+
+
+def faces_in_still(image: np.ndarray, params: PictureDetectParams = PictureDetectParams(),
+                   max_side: int | None = None) -> list[PictureDetection]:
+    """Faces in an RGB (or gray) picture of any size, largest first, boxes in its own pixels.
+
+    The cascade scans the picture shrunk so its longer side is at most ``max_side`` (HOG time
+    grows with the pixels, and a face of a few percent of a phone photo is still large there);
+    ``None`` scans it as it is. ``params.min_size`` counts pixels of the picture scanned.
+    """
+    gray = np.ascontiguousarray(gray_of(image))  # dlib scans contiguous rows only
+    height, width = gray.shape[:2]
+    scale = 1.0
+    if max_side and max(height, width) > max_side:
+        import cv2
+
+        scale = max_side / max(height, width)
+        gray = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
+                          interpolation=cv2.INTER_AREA)
+    if scale == 1.0:
+        return find_picture_faces(gray, params)
+    out = []
+    for d in find_picture_faces(gray, params):
+        x, y, w, h = d.box
+        box = clamp_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
+        if box is not None:
+            out.append(PictureDetection(box, d.score, d.upsample, d.angle))
+    return out
