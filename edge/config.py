@@ -74,8 +74,8 @@ class ClassifierConfig:
     batch: str = _f("auto", "how the faces of one frame go through the model: 'resize' (one batched call), "
                             "'loop' (one call per face into a preallocated tensor) or 'auto'",
                     choices=("auto", "resize", "loop"))
-    tta: bool = _f(True, "also classify each face mirrored and average the two: +1.2 points on the default "
-                         "model's validation faces, for twice the classifier time (about 0.2 ms a face)")
+    tta: bool = _f(True, "also classify each face mirrored and average the two: +2.0 points on the default "
+                         "model's validation faces, for twice the classifier time (about 0.25 ms a face)")
 
 
 @dataclass(frozen=True)

@@ -219,3 +219,19 @@ def test_precision_key_is_checked(tmp_path):
         load_hparams(tmp_path / "bad.toml")
     assert resolve_precision("float32") == "float32"
     assert resolve_precision("auto") in ("float32", "mixed_bfloat16")
+
+
+def test_shipped_model_scores_what_its_card_says(capsys):
+    """The committed default model, through the user's own evaluate command, on all of FER2013
+    PublicTest: the accuracy its sidecar records (measured at export), to the face."""
+    from edge.modelfile import default_model_path
+    from tests.shared_data import shared_data
+
+    public_test = shared_data("fer2013", "val")
+    model = default_model_path()
+    assert train_cli(["evaluate", str(model), str(public_test), "--json"]) == 0
+    result = last_json_line(capsys.readouterr().out)
+    recorded = [t for t in load_sidecar(model).metrics["test_int8"].values() if t["n"] == result["n"]]
+    assert result["n"] == 3589 and len(recorded) == 1
+    assert result["accuracy"] == pytest.approx(recorded[0]["accuracy"], abs=1e-4)
+    assert result["accuracy"] > 0.63, "the shipped model fell back to the level of its predecessor (62.2 %)"

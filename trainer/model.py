@@ -79,8 +79,8 @@ def RandomErase(rate: float):  # noqa: N802 - reads like the layer it builds
 def make_model(hp: HParams = HParams(), num_classes: int = 7):
     """The expression CNN: VGG-style conv blocks, BatchNorm, global average pooling.
 
-    Sized for the Pi: a few hundred thousand parameters (under 1 MB as int8) and well under
-    100 M multiply-adds per face.
+    Sized for the Pi: under a million parameters (under 1 MB as int8) and about 100 M
+    multiply-adds per face with the default widths.
     """
     import keras
 
