@@ -158,7 +158,6 @@ def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), 
     with a fresh optimizer and this run's schedule.
     """
     import keras
-    import tensorflow as tf
 
     from trainer.model import resolve_precision
 

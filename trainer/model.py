@@ -111,7 +111,7 @@ def resolve_precision(precision: str) -> str:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
         return "float32"
-    # Only native bf16: elsewhere oneDNN emulates it and training gets slower, not faster.
+    # Only where bf16 runs in hardware; without it bf16 is emulated and buys no speed.
     return "mixed_bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
 
 
