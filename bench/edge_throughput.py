@@ -169,7 +169,8 @@ def run_pipeline(args) -> dict:
     plan = json.loads(Path(args.plan_file).read_text())
     render = Renderer(sprites, plan)
     tta = ClassifierConfig().tta if args.tta == "config" else args.tta == "on"
-    classifier = Classifier(args.model, 1, args.batch, tta)
+    zoom = ClassifierConfig().tta_zoom if args.tta_zoom is None else args.tta_zoom
+    classifier = Classifier(args.model, 1, args.batch, tta, zoom)
     det_cfg = DetectorConfig(detect_width=args.detect_width, upsample=args.upsample, every_n_frames=args.every_n,
                              min_face_px=args.min_face_px)
     pipeline = Pipeline.build(classifier, det_cfg, TrackerConfig(), clock=time.thread_time)
@@ -261,6 +262,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", default="auto", choices=("auto", "loop", "resize"))
     ap.add_argument("--tta", default="config", choices=("config", "on", "off"),
                     help="mirror test-time augmentation in the classifier (default: the config default)")
+    ap.add_argument("--tta-zoom", type=float, default=None,
+                    help="zoom test-time augmentation, as classifier.tta_zoom (default: the config default)")
     ap.add_argument("--fer-stride", type=int, default=3, help="run fer on every Nth frame (0 = skip fer)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -289,6 +292,7 @@ def main(argv=None) -> int:
     child = [sys.executable, __file__, "--child", "--sprite-file", str(sprite_file), "--plan-file", str(plan_file),
              "--model", args.model, "--detect-width", str(args.detect_width), "--upsample", str(args.upsample),
              "--every-n", str(args.every_n), "--min-face-px", str(args.min_face_px), "--batch", args.batch, "--tta", args.tta]
+    child += [] if args.tta_zoom is None else ["--tta-zoom", str(args.tta_zoom)]
     out = subprocess.run(child, capture_output=True, text=True, check=True)
     ours = json.loads(out.stdout.strip().splitlines()[-1])
     ref = reference_boxes(render)

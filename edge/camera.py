@@ -72,7 +72,7 @@ def parse_source(spec: str) -> SourceSpec:
     kind, sep, arg = spec.partition(":")
     if sep and kind == "v4l2":
         if not arg.isdigit():
-            raise SourceSpecError(f"'v4l2:' needs a device number such as v4l2:0 (for /dev/video0)")
+            raise SourceSpecError("'v4l2:' needs a device number such as v4l2:0 (for /dev/video0)")
         return SourceSpec("v4l2", arg)
     if sep and kind in ("file", "dir"):
         if not arg:

@@ -18,6 +18,42 @@ from edge.modelfile import ModelFileError, ModelMeta, load_sidecar
 from edge.preprocess import Box, crop_face
 
 
+def zoomed(crops: np.ndarray, scale: float) -> np.ndarray:
+    """(N, S, S) uint8 crops magnified by ``scale`` about their centre (> 1 closer, < 1 farther,
+    the border pixels repeated): the framing a slightly smaller or larger face box would have given."""
+    import cv2
+
+    size = crops.shape[1]
+    centre = (size - 1) / 2.0
+    matrix = cv2.getRotationMatrix2D((centre, centre), 0.0, scale)
+    out = np.empty_like(crops)
+    for i, crop in enumerate(crops):
+        out[i] = cv2.warpAffine(crop, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def tta_views(crops: np.ndarray, flip: bool, zoom: float = 0.0) -> list[np.ndarray]:
+    """The views of the faces that test-time augmentation averages over.
+
+    ``flip`` adds each face mirrored (an expression means the same either way round); ``zoom`` > 0
+    adds each face magnified by 1 - zoom and 1 + zoom, because a face box is never framed exactly
+    as in training. One view costs one model call per face.
+    """
+    views = []
+    for scale in ((1.0, 1.0 - zoom, 1.0 + zoom) if zoom > 0 else (1.0,)):
+        view = crops if scale == 1.0 else zoomed(crops, scale)
+        views.append(view)
+        if flip:
+            views.append(np.ascontiguousarray(view[:, :, ::-1]))
+    return views
+
+
+def average_over_views(predict, crops: np.ndarray, flip: bool, zoom: float = 0.0) -> np.ndarray:
+    """Mean of ``predict`` (crops -> probabilities) over :func:`tta_views` of ``crops``."""
+    views = tta_views(crops, flip, zoom)
+    return sum(predict(view) for view in views) / len(views)
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str
@@ -42,7 +78,8 @@ class Classifier:
     invocations save (see bench/edge_throughput.py --batch-compare).
     """
 
-    def __init__(self, model_path: str | Path, num_threads: int = 1, batch: str = "auto", tta: bool = False):
+    def __init__(self, model_path: str | Path, num_threads: int = 1, batch: str = "auto", tta: bool = False,
+                 tta_zoom: float = 0.0):
         from edge.runtime import interpreter_class
 
         self.path = Path(model_path)
@@ -56,7 +93,7 @@ class Classifier:
         self._check(interpreter)
         self.interpreter = interpreter
         self.batch = "loop" if batch == "auto" else batch
-        self.tta = tta
+        self.tta, self.tta_zoom = tta, tta_zoom
         self._batch_n = 1
         size = self.meta.crop.size
         self._one = np.zeros((1, size, size, 1), dtype=self._in_dtype)
@@ -114,12 +151,12 @@ class Classifier:
     def probs(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S) uint8 crops -> (N, labels) float32 probabilities.
 
-        With ``tta`` each face is also classified mirrored and the two averaged: an expression is
-        left-right symmetric in meaning, and the average is steadier than either alone.
+        With ``tta`` each face is also classified mirrored, and with ``tta_zoom`` also zoomed in and
+        out, and the views averaged (:func:`tta_views`): the average is steadier than any one view.
         """
-        if not self.tta or len(crops) == 0:
+        if len(crops) == 0:
             return self._probs_once(crops)
-        return (self._probs_once(crops) + self._probs_once(np.ascontiguousarray(crops[:, :, ::-1]))) / 2.0
+        return average_over_views(self._probs_once, crops, self.tta, self.tta_zoom)
 
     def _probs_once(self, crops: np.ndarray) -> np.ndarray:
         n = len(crops)

@@ -97,7 +97,8 @@ class Daemon:
 
     def start_classifier(self) -> None:
         cfg = self.config.classifier
-        self.classifier = Classifier(cfg.model or default_model_path(), cfg.num_threads, cfg.batch, cfg.tta)
+        self.classifier = Classifier(cfg.model or default_model_path(), cfg.num_threads, cfg.batch, cfg.tta,
+                                     cfg.tta_zoom)
 
     def start_detector(self) -> None:
         self.detector = Detector(self.config.detector)

@@ -188,3 +188,34 @@ def test_flip_tta_averages_a_face_and_its_mirror(tiny_model):
     symmetric = np.concatenate([crops[:, :, :24], crops[:, :, :24][:, :, ::-1]], axis=2)
     np.testing.assert_allclose(tta.probs(symmetric), plain.probs(symmetric), rtol=1e-6)
     assert tta.probs(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+
+
+def test_zoomed_magnifies_about_the_centre():
+    from edge.classify import tta_views, zoomed
+
+    square = np.zeros((1, 48, 48), np.uint8)
+    square[0, 16:32, 16:32] = 255                       # 16 px wide, centred
+    assert (zoomed(square, 1.0) == square).all()
+    bright = lambda crops: int((crops[0] > 127).sum())  # noqa: E731
+    assert abs(bright(zoomed(square, 1.5)) - 24 * 24) <= 2 * 24   # 16 px -> 24 px
+    assert abs(bright(zoomed(square, 0.5)) - 8 * 8) <= 2 * 8      # 16 px -> 8 px
+    centre = np.argwhere(zoomed(square, 1.25)[0] > 127).mean(axis=0)
+    np.testing.assert_allclose(centre, (23.5, 23.5), atol=0.5)    # it stays where it was
+    # farther away, the border pixels are repeated rather than black
+    edge = np.full((1, 48, 48), 200, np.uint8)
+    assert (zoomed(edge, 0.8) == 200).all()
+    assert [len(tta_views(square, flip, zoom)) for flip, zoom in ((False, 0), (True, 0), (False, 0.1), (True, 0.1))] == [1, 2, 3, 6]
+
+
+def test_zoom_tta_averages_the_six_views(tiny_model):
+    from edge.classify import zoomed
+
+    rng = np.random.default_rng(8)
+    crops = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    plain = Classifier(tiny_model)
+    both = Classifier(tiny_model, tta=True, tta_zoom=0.15)
+    views = [crops, zoomed(crops, 0.85), zoomed(crops, 1.15)]
+    views += [np.ascontiguousarray(v[:, :, ::-1]) for v in views]
+    expected = sum(plain.probs(v) for v in views) / 6
+    np.testing.assert_allclose(both.probs(crops), expected, rtol=1e-5)
+    assert not np.allclose(both.probs(crops), Classifier(tiny_model, tta=True).probs(crops), rtol=1e-3)

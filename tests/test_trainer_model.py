@@ -149,6 +149,19 @@ def test_evaluate_face_folders_and_tta(tiny_model, tmp_path, capsys):
     faces = ds.faces[:3]
     np.testing.assert_allclose(predictor.predict(faces), predictor.predict(faces[:, :, ::-1]), atol=1e-6)
 
+    # --tta-zoom: evaluate averages the same views as the edge's Classifier, and says so
+    from edge.classify import Classifier
+
+    assert train_cli(["evaluate", str(tiny_model), str(tmp_path / "faces"), "--json", "--tta", "--tta-zoom", "0.15"]) == 0
+    result = last_json_line(capsys.readouterr().out)
+    assert result["tta"] is True and result["tta_zoom"] == 0.15
+    edge_probs = Classifier(tiny_model, tta=True, tta_zoom=0.15).probs(ds.faces)
+    assert result["accuracy"] == pytest.approx(float((edge_probs.argmax(1) == ds.labels).mean()))
+    # (the edge renormalises the int8 output to sum to 1, evaluate does not: a difference of ~1e-3)
+    np.testing.assert_allclose(load_predictor(tiny_model, tta=True, tta_zoom=0.15).predict(ds.faces), edge_probs, atol=5e-3)
+    assert train_cli(["evaluate", str(tiny_model), str(tmp_path / "faces"), "--tta-zoom", "0.5"]) == 2
+    assert "--tta-zoom 0.5 is out of range; use 0 (off) to 0.3" in capsys.readouterr().err
+
 
 def test_metrics_by_hand():
     from trainer.evaluate import metrics
@@ -235,3 +248,70 @@ def test_shipped_model_scores_what_its_card_says(capsys):
     assert result["n"] == 3589 and len(recorded) == 1
     assert result["accuracy"] == pytest.approx(recorded[0]["accuracy"], abs=1e-4)
     assert result["accuracy"] > 0.63, "the shipped model fell back to the level of its predecessor (62.2 %)"
+
+
+def test_distillation_targets():
+    from trainer.distill import soften, training_targets
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.98, 0.01, 0.01]], np.float32)
+    np.testing.assert_allclose(soften(probs, 1.0), probs, rtol=1e-5)
+    warm = soften(probs, 2.0)
+    np.testing.assert_allclose(warm.sum(axis=1), 1.0, rtol=1e-6)
+    assert warm[1, 0] < probs[1, 0] and warm[1, 1] > probs[1, 1]   # the second choices come out
+    assert (warm.argmax(1) == probs.argmax(1)).all()                # and the first stays first
+    labels = np.array([2, 0])
+    np.testing.assert_array_equal(training_targets(labels, 3, None, 0.5, 2.0), np.eye(3)[labels])
+    mixed = training_targets(labels, 3, probs, 0.25, 1.0)
+    np.testing.assert_allclose(mixed, 0.75 * np.eye(3)[labels] + 0.25 * probs, rtol=1e-6)
+
+
+def test_student_learns_from_teacher_not_from_wrong_labels(trained_run, tmp_path):
+    """A student whose labels are all shuffled still learns the task from a good teacher, and
+    without the teacher it does not: the teacher's predictions really are what it trains on."""
+    import keras
+
+    from trainer.distill import cached_teacher_probabilities, teacher_probabilities
+    from trainer.model import custom_objects
+
+    teacher_run, val_npz, _ = trained_run
+    good = synthetic_faces(700, 0)
+    shuffled = FaceDataset(good.faces, np.random.default_rng(5).permutation(good.labels), good.sources, good.boxes)
+    save_npz(shuffled, tmp_path / "shuffled.npz")
+    # The 2-epoch teacher is right but unsure (top probability ~0.35): a temperature below 1 sharpens it.
+    config = TINY_CONFIG.replace("epochs = 2", "epochs = 3") + "distill_weight = 1.0\ndistill_temperature = 0.25\nlabel_smoothing = 0.0\n"
+    (tmp_path / "student.toml").write_text(config)
+    (tmp_path / "alone.toml").write_text(config.replace("distill_weight = 1.0", "distill_weight = 0.0"))
+
+    def val_accuracy(config, run, *teacher_args):
+        assert train_cli(["fit", str(tmp_path / "shuffled.npz"), "--val", str(val_npz), "--out", str(tmp_path / run),
+                          "--config", str(tmp_path / config), *teacher_args]) == 0
+        model = keras.models.load_model(tmp_path / run / "best.keras", custom_objects=custom_objects())
+        with np.load(val_npz) as val:
+            return float((model.predict(val["faces"][..., None].astype(np.float32), verbose=0).argmax(1) == val["labels"]).mean())
+
+    assert val_accuracy("student.toml", "student", "--teacher", str(teacher_run)) > 0.6
+    assert val_accuracy("alone.toml", "alone") < 0.3   # chance is 1/7
+    data = json.loads((tmp_path / "student" / "data.json").read_text())
+    assert data["teachers"] == [str(teacher_run)]
+
+    # The run caches the teacher's flip-averaged predictions; a resumed run reads them back even
+    # if the teacher has gone since.
+    cached = np.load(tmp_path / "student" / "teacher.npz")["probs"]
+    np.testing.assert_allclose(cached, teacher_probabilities([teacher_run], shuffled.faces), atol=1e-5)
+    moved = tmp_path / "teacher-copy"
+    shutil.copytree(teacher_run, moved)
+    first = cached_teacher_probabilities(tmp_path / "student", [moved], shuffled)
+    (moved / "best.keras").unlink()
+    np.testing.assert_array_equal(cached_teacher_probabilities(tmp_path / "student", [moved], shuffled), first)
+
+
+def test_distillation_settings_are_checked(tmp_path):
+    from trainer.distill import teacher_model_path
+    from trainer.hparams import load_hparams
+
+    (tmp_path / "bad.toml").write_text("distill_weight = 1.5\n")
+    with pytest.raises(ValueError, match=r"bad.toml: key 'distill_weight' is 1.5; use a value from 0 to 1"):
+        load_hparams(tmp_path / "bad.toml")
+    (tmp_path / "m.tflite").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match=r"m.tflite: no Keras model there.*a .tflite model cannot teach"):
+        teacher_model_path(tmp_path / "m.tflite")

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from edge.classify import average_over_views
 from edge.labels import LABELS, label_from_name
 from edge.preprocess import Box, CropParams, crop_face
 from edge.stills import PictureDetectParams, faces_in_still
@@ -39,6 +40,7 @@ class Predictor:
     crop: CropParams
     predict_fn: Callable[[np.ndarray], np.ndarray]
     tta: bool = False                          # average with the horizontally flipped face
+    tta_zoom: float = 0.0                      # and with faces zoomed by 1 -/+ this (edge.classify.tta_views)
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces, dtype=np.uint8)
@@ -46,10 +48,8 @@ class Predictor:
             raise ValueError(f"faces have shape {faces.shape}; {self.name} takes (N, {self.crop.size}, {self.crop.size})")
         if not len(faces):
             return np.zeros((0, len(LABELS)), np.float32)
-        probs = self.predict_fn(faces)
-        if self.tta:
-            probs = (probs + self.predict_fn(np.ascontiguousarray(faces[:, :, ::-1]))) / 2.0
-        return probs.astype(np.float32)
+        # The edge's own view averaging, so an evaluated figure is what the Classifier does.
+        return average_over_views(self.predict_fn, faces, self.tta, self.tta_zoom).astype(np.float32)
 
 
 def keras_predict_fn(model) -> Callable[[np.ndarray], np.ndarray]:
@@ -87,14 +87,14 @@ def tflite_predict_fn(tflite: bytes | Path, num_threads: int | None = None) -> C
     return predict
 
 
-def load_predictor(model: Path, *, tta: bool = False, num_threads: int | None = None) -> Predictor:
+def load_predictor(model: Path, *, tta: bool = False, tta_zoom: float = 0.0, num_threads: int | None = None) -> Predictor:
     """A run folder, a ``.keras`` file or a ``.tflite`` (with its sidecar, hash checked)."""
     model = Path(model)
     if model.suffix == ".tflite":
         from edge.modelfile import load_sidecar
 
         meta = load_sidecar(model)  # ModelFileError for a tampered file or a broken sidecar
-        return Predictor(model.name, "tflite-int8", meta.crop, tflite_predict_fn(model, num_threads), tta)
+        return Predictor(model.name, "tflite-int8", meta.crop, tflite_predict_fn(model, num_threads), tta, tta_zoom)
     keras_file, crop = resolve_keras(model)
     import keras
 
@@ -104,7 +104,7 @@ def load_predictor(model: Path, *, tta: bool = False, num_threads: int | None = 
     size = int(loaded.input_shape[1])
     if crop.size != size:
         crop = CropParams(size=size, margin=crop.margin, square=crop.square)
-    return Predictor(str(model), "keras", crop, keras_predict_fn(loaded), tta)
+    return Predictor(str(model), "keras", crop, keras_predict_fn(loaded), tta, tta_zoom)
 
 
 def resolve_keras(model: Path) -> tuple[Path, CropParams]:
@@ -296,7 +296,8 @@ def per_class_markdown(result: dict) -> str:
 
 def summary_lines(result: dict) -> list[str]:
     lines = [f"model: {result.get('model')}  data: {result.get('data')}  mode: {result['mode']}"
-             + ("  (flip TTA)" if result.get("tta") else "")]
+             + ("  (flip TTA)" if result.get("tta") else "")
+             + (f"  (zoom TTA +/-{result['tta_zoom']:g})" if result.get("tta_zoom") else "")]
     if result["mode"] == "pictures":
         lines.append(f"pictures: {result['n']} readable ({result['unreadable']} unreadable), face found in "
                      f"{result['n_found']} ({result['faces_found_rate']:.1%}), {result['faces_total']} faces")

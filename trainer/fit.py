@@ -65,12 +65,14 @@ def load_training_data(paths: list[Path], val_paths: list[Path], hp: HParams) ->
     return train, val, summary
 
 
-def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | None):
+def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | None, targets: np.ndarray | None = None):
+    """Batches of (face, float target[, sample weight]); targets default to the one-hot labels."""
     import tensorflow as tf
 
     x = ds.faces[..., None].astype(np.float32)
-    y = ds.labels.astype(np.int32)
-    items = (x, y) if weights is None or not training else (x, y, np.array([weights[int(v)] for v in y], np.float32))
+    y = targets if targets is not None else np.eye(len(LABELS), dtype=np.float32)[ds.labels]
+    # Class weights follow the hard label, also when the target is mixed with a teacher's.
+    items = (x, y) if weights is None or not training else (x, y, np.array([weights[int(v)] for v in ds.labels], np.float32))
     data = tf.data.Dataset.from_tensor_slices(items)
     if training:
         data = data.shuffle(len(ds), seed=hp.seed, reshuffle_each_iteration=True)
@@ -151,11 +153,12 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
 
 
 def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), resume: bool = False,
-        init_from: Path | None = None, verbose: int = 1) -> Path:
+        init_from: Path | None = None, teachers: list[Path] = (), verbose: int = 1) -> Path:
     """Train into ``run`` and return the path of the best model (``best.keras``).
 
     ``init_from`` starts from another run's weights (fine-tuning, or a second cosine cycle)
-    with a fresh optimizer and this run's schedule.
+    with a fresh optimizer and this run's schedule. ``teachers`` (run folders or .keras models)
+    turn on knowledge distillation: see :mod:`trainer.distill` and ``HParams.distill_weight``.
     """
     import keras
 
@@ -165,14 +168,14 @@ def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), 
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        return _fit(data, run, hp, policy, val_data=val_data, resume=resume, init_from=init_from, verbose=verbose)
+        return _fit(data, run, hp, policy, val_data=val_data, resume=resume, init_from=init_from,
+                    teachers=[Path(t) for t in teachers], verbose=verbose)
     finally:  # the policy is process-wide; leave it as found (tests fit several models in one process)
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, verbose) -> Path:
+def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, teachers, verbose) -> Path:
     import keras
-    import tensorflow as tf
 
     run = Path(run)
     if run.exists() and any(run.iterdir()) and not resume:
@@ -191,7 +194,15 @@ def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, ve
                              "resume with the same --config")
     (run / "hparams.json").write_text(json.dumps(hp.to_dict(), indent=2))
     summary["precision"] = policy
+    if teachers:
+        summary["teachers"] = [str(t) for t in teachers]
     (run / "data.json").write_text(json.dumps(summary, indent=2))
+    targets = None
+    if teachers:
+        from trainer.distill import cached_teacher_probabilities, training_targets
+
+        targets = training_targets(train.labels, len(LABELS), cached_teacher_probabilities(run, teachers, train),
+                                   hp.distill_weight, hp.distill_temperature)
     if resume and (run / "last.keras").exists():
         from trainer.model import custom_objects
 
@@ -212,12 +223,8 @@ def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, ve
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
                       metrics=["accuracy"])
     weights = class_weights(train.labels, hp.class_weighting)
-
-    def one_hot(ds):
-        return ds.map(lambda x, y, *w: (x, tf.one_hot(y, len(LABELS)), *w))
-
     steps = lambda ds: math.ceil(len(ds) / hp.batch_size)  # noqa: E731
-    model.fit(one_hot(_tf_dataset(train, hp, True, weights)), validation_data=one_hot(_tf_dataset(val, hp, False, None)),
+    model.fit(_tf_dataset(train, hp, True, weights, targets), validation_data=_tf_dataset(val, hp, False, None),
               steps_per_epoch=steps(train), validation_steps=steps(val),
               epochs=hp.epochs, initial_epoch=state.data["epoch"] + 1,
               callbacks=_callbacks(run, hp, state), verbose=verbose)

@@ -33,6 +33,10 @@ class HParams:
     epochs: int = 85
     warmup_epochs: int = 2          # linear warm-up, then cosine decay to zero
     early_stopping_patience: int = 30  # epochs without validation-accuracy gain before stopping
+    # --- knowledge distillation (only with fit --teacher) ---
+    distill_weight: float = 0.5     # share of each training target taken from the teachers' averaged predictions
+    distill_temperature: float = 2.0  # softens the teachers' probabilities (p ** 1/T): they are confident on
+                                    # the faces they were trained on, and their second choices are the point
     # --- data ---
     class_weighting: str = "sqrt"   # "none", "sqrt" (sqrt inverse frequency) or "balanced"
     val_fraction: float = 0.1       # held out of training data when no validation set is given
@@ -74,6 +78,10 @@ def load_hparams(path: Path | None = None, **overrides) -> HParams:
         raise ValueError(f"{path or 'hparams'}: key 'optimizer' is {hp.optimizer!r}; use 'adamw', 'rmsprop' or 'sgd'")
     if hp.precision not in ("auto", "float32", "mixed_bfloat16"):
         raise ValueError(f"{path or 'hparams'}: key 'precision' is {hp.precision!r}; use auto, float32 or mixed_bfloat16")
+    if not 0.0 <= hp.distill_weight <= 1.0:
+        raise ValueError(f"{path or 'hparams'}: key 'distill_weight' is {hp.distill_weight!r}; use a value from 0 to 1")
+    if hp.distill_temperature <= 0:
+        raise ValueError(f"{path or 'hparams'}: key 'distill_temperature' is {hp.distill_temperature!r}; use a value above 0")
     if hp.class_weighting not in ("none", "sqrt", "balanced"):
         raise ValueError(f"{path or 'hparams'}: key 'class_weighting' is {hp.class_weighting!r}; use none, sqrt or balanced")
     return hp

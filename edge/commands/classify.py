@@ -55,7 +55,8 @@ def run(args) -> int:
         return 2
     try:
         classifier = Classifier(args.model or config.classifier.model or default_model_path(),
-                                config.classifier.num_threads, config.classifier.batch, config.classifier.tta)
+                                config.classifier.num_threads, config.classifier.batch, config.classifier.tta,
+                                config.classifier.tta_zoom)
     except ModelFileError as exc:
         print(f"moodcam classify: {exc}", file=sys.stderr)
         return 3

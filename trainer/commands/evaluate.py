@@ -1,4 +1,4 @@
-"""moodcam-train evaluate MODEL DATA [--json] [--report DIR] [--tta]
+"""moodcam-train evaluate MODEL DATA [--json] [--report DIR] [--tta] [--tta-zoom Z]
 
 MODEL: a run folder (its best.keras), a .keras file, or an exported .tflite (with its sidecar).
 DATA:  pre-cropped faces (an .npz data set, or ``<label>/*`` picture folders as FER2013's), or raw
@@ -10,7 +10,7 @@ DATA:  pre-cropped faces (an .npz data set, or ``<label>/*`` picture folders as 
 ``accuracy`` (0..1; for pictures: right pictures / all readable pictures, no face = wrong),
 ``n`` (faces, or readable pictures), ``per_class`` ({label: {precision, recall, f1, support}}),
 ``macro_f1``, ``labels``, ``confusion`` (rows truth, columns predicted), ``mode`` ("faces" or
-"pictures"), ``model``, ``data``, ``tta``; pictures add ``accuracy_found``, ``n_found``,
+"pictures"), ``model``, ``data``, ``tta``, ``tta_zoom``; pictures add ``accuracy_found``, ``n_found``,
 ``faces_found_rate``, ``faces_total``, ``unreadable``, ``upsample``, ``cascade`` (the detector's
 parameters), ``max_side``, ``ms_per_picture``. Per-picture rows are left out of the
 line (they are in ``--report DIR``/metrics.json).
@@ -35,6 +35,8 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last stdout line")
     p.add_argument("--report", type=Path, metavar="DIR", help="write metrics.json, confusion.{json,png}, report.md here")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average each face with its mirror image")
+    p.add_argument("--tta-zoom", type=float, default=0.0, metavar="Z",
+                   help="also average over each face zoomed by 1-Z and 1+Z (the edge's classifier.tta_zoom; 0 = off)")
     p.add_argument("--upsample", type=int, default=1, help="first dlib HOG upsampling level of the cascade for raw pictures (the next is its fallback)")
     p.add_argument("--max-side", type=int, default=640, help="raw pictures are shrunk to this longer side first, as a camera frame")
     p.add_argument("--limit", type=int, help="evaluate only this many raw pictures, spread over the folders")
@@ -79,7 +81,9 @@ def _run(args) -> int:
 
     if not args.data.exists():
         raise FileNotFoundError(f"data {args.data} does not exist")
-    predictor = load_predictor(args.model, tta=args.tta, num_threads=args.threads)
+    if not 0.0 <= args.tta_zoom <= 0.3:
+        raise ValueError(f"--tta-zoom {args.tta_zoom} is out of range; use 0 (off) to 0.3")
+    predictor = load_predictor(args.model, tta=args.tta, tta_zoom=args.tta_zoom, num_threads=args.threads)
     mode = guess_mode(args.data, predictor.crop.size) if args.mode == "auto" else args.mode
     if mode == "faces":
         ds = load_dataset(args.data, predictor.crop.size)
@@ -87,7 +91,8 @@ def _run(args) -> int:
     else:
         result = evaluate_pictures(predictor, args.data, upsample=args.upsample, max_side=args.max_side,
                                    limit=args.limit, progress=not args.json)
-    result |= {"model": str(args.model), "model_kind": predictor.kind, "data": str(args.data), "tta": args.tta}
+    result |= {"model": str(args.model), "model_kind": predictor.kind, "data": str(args.data), "tta": args.tta,
+               "tta_zoom": args.tta_zoom}
     if args.report:
         for path in write_report(result, args.report):
             if not args.json:

@@ -1,4 +1,4 @@
-"""moodcam-train fit DATA... --out runs/NAME [--config hparams.toml] [--resume]"""
+"""moodcam-train fit DATA... --out runs/NAME [--config hparams.toml] [--resume] [--teacher RUN ...]"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +18,9 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--init", type=Path, help="start from this .keras model's weights (fine-tune / second cycle)")
     p.add_argument("--learning-rate", type=float, help="override the peak learning rate")
+    p.add_argument("--teacher", type=Path, action="append", default=[], metavar="RUN_OR_KERAS",
+                   help="distil from this trained model (a run folder or .keras; repeat for an ensemble); "
+                        "distill_weight and distill_temperature in --config set how much")
 
 
 def run(args) -> int:
@@ -26,6 +29,6 @@ def run(args) -> int:
 
     hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, seed=args.seed,
                       learning_rate=args.learning_rate)
-    best = fit(args.data, args.out, hp, val_data=args.val, resume=args.resume, init_from=args.init)
+    best = fit(args.data, args.out, hp, val_data=args.val, resume=args.resume, init_from=args.init, teachers=args.teacher)
     print(f"best model: {best}")
     return 0
