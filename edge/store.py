@@ -197,12 +197,13 @@ def _filters(since=None, until=None, labels=None, reviewed=None, min_confidence=
              review_labels=None, not_face=None, source=None) -> _Query:
     """SQL for the shared filters. since is inclusive, until exclusive; labels are predicted labels."""
     clauses, params = [], []
-    if since is not None:
-        clauses.append("ts >= ?")
-        params.append(parse_time(since))
-    if until is not None:
-        clauses.append("ts < ?")
-        params.append(parse_time(until))
+    comparisons = (("ts >= ?", since, parse_time), ("ts < ?", until, parse_time),
+                   ("confidence >= ?", min_confidence, float), ("confidence <= ?", max_confidence, float),
+                   ("source = ?", source, str))
+    for clause, value, convert in comparisons:
+        if value is not None:
+            clauses.append(clause)
+            params.append(convert(value))
 
     def one_of(column: str, values) -> None:
         values = [values] if isinstance(values, str) else list(values)
@@ -218,15 +219,6 @@ def _filters(since=None, until=None, labels=None, reviewed=None, min_confidence=
     if not_face is not None:
         clauses.append("not_face = ?")
         params.append(1 if not_face else 0)
-    if min_confidence is not None:
-        clauses.append("confidence >= ?")
-        params.append(float(min_confidence))
-    if max_confidence is not None:
-        clauses.append("confidence <= ?")
-        params.append(float(max_confidence))
-    if source is not None:
-        clauses.append("source = ?")
-        params.append(source)
     return _Query(" WHERE " + " AND ".join(clauses) if clauses else "", tuple(params))
 
 
@@ -823,6 +815,18 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_for_reading(state_dir: Path | str, prog: str) -> Store | None:
+    """The store at ``state_dir``, read-only, for a command; ``None`` after saying on stderr why it
+    cannot be opened (the command then exits 2)."""
+    import sys
+
+    try:
+        return Store(state_dir, readonly=True)
+    except StoreError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
 
 
 def _check_record(record: FaceRecord) -> None:

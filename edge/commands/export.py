@@ -92,7 +92,7 @@ def write_export(store, out, fmt: str, **filters) -> int:
 
 
 def run(args) -> int:
-    from edge.store import Store, StoreError, default_state_dir, parse_time
+    from edge.store import default_state_dir, open_for_reading, parse_time
 
     state = args.state or default_state_dir()
     try:
@@ -102,10 +102,8 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"moodcam export: {exc}", file=sys.stderr)
         return 2
-    try:
-        store = Store(state, readonly=True)
-    except StoreError as exc:
-        print(f"moodcam export: {exc}", file=sys.stderr)
+    store = open_for_reading(state, "moodcam export")
+    if store is None:
         return 2
     try:
         if args.out == "-":

@@ -105,13 +105,11 @@ def format_text(s: dict) -> str:
 
 
 def run(args) -> int:
-    from edge.store import Store, StoreError, default_state_dir
+    from edge.store import default_state_dir, open_for_reading
 
     state = args.state or default_state_dir()
-    try:
-        store = Store(state, readonly=True)
-    except StoreError as exc:
-        print(f"moodcam status: {exc}", file=sys.stderr)
+    store = open_for_reading(state, "moodcam status")
+    if store is None:
         return 2
     try:
         status = collect(store, check=args.check)
