@@ -219,3 +219,24 @@ def test_zoom_tta_averages_the_six_views(tiny_model):
     expected = sum(plain.probs(v) for v in views) / 6
     np.testing.assert_allclose(both.probs(crops), expected, rtol=1e-5)
     assert not np.allclose(both.probs(crops), Classifier(tiny_model, tta=True).probs(crops), rtol=1e-3)
+
+
+def test_classify_averages_zoomed_views_of_a_still(tiny_model, astronaut_picture):
+    """moodcam classify uses the six flip + zoom views by default; --tta-zoom 0 leaves two."""
+    from edge.camera import load_picture
+    from edge.commands.classify import STILL_TTA_ZOOM
+
+    def face_probs(*extra):
+        out = run_cli("classify", "--json", "--model", tiny_model, *extra, astronaut_picture)
+        assert out.returncode == 0, out.stderr
+        face = json.loads(out.stdout)["faces"][0]
+        return face["box"], np.array(list(face["probs"].values()))
+
+    box, default = face_probs()
+    same_box, flip_only = face_probs("--tta-zoom", "0")
+    assert box == same_box
+    image = load_picture(astronaut_picture)
+    crops = Classifier(tiny_model).crops(image, [tuple(box)])
+    np.testing.assert_allclose(default, Classifier(tiny_model, tta=True, tta_zoom=STILL_TTA_ZOOM).probs(crops)[0], atol=1e-4)
+    np.testing.assert_allclose(flip_only, Classifier(tiny_model, tta=True).probs(crops)[0], atol=1e-4)
+    assert run_cli("classify", "--tta-zoom", "0.5", astronaut_picture).returncode == 2

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 
 HELP = "classify faces in pictures or folders (--json lines)"
+# Zoomed views for stills: chosen on the validation faces (0.05-0.2 tried; flip + 0.15 took the
+# shipped model from 67.7 % to 69.6 %). Six model calls a face are little next to the detector cascade.
+STILL_TTA_ZOOM = 0.15
 DESCRIPTION = (
     "Detect faces in pictures (folders are searched recursively, in name order) with the still-picture "
     "cascade (dlib HOG at --upsample N, then the mirrored picture, N+1, and rotations of +-15/30 degrees, "
@@ -26,6 +29,9 @@ def add_arguments(parser) -> None:
                              "N+1 is tried when nothing is found)")
     parser.add_argument("--max-side", type=int, default=1280, metavar="PX",
                         help="pictures are shrunk to this longest side for detection (default 1280)")
+    parser.add_argument("--tta-zoom", type=float, default=STILL_TTA_ZOOM, metavar="Z",
+                        help=f"also classify each face zoomed to 1-Z and 1+Z and average (default {STILL_TTA_ZOOM}; "
+                             "0 = off). A still has time for it, unlike the daemon (classifier.tta_zoom, default 0)")
 
 
 def iter_pictures(paths: list[str]):
@@ -50,13 +56,13 @@ def run(args) -> int:
     except ConfigError as exc:
         print(f"moodcam classify: {exc}", file=sys.stderr)
         return 2
-    if not 0 <= args.upsample <= 3 or args.max_side < 64:
-        print("moodcam classify: --upsample must be 0..3 and --max-side at least 64", file=sys.stderr)
+    if not 0 <= args.upsample <= 3 or args.max_side < 64 or not 0.0 <= args.tta_zoom <= 0.3:
+        print("moodcam classify: --upsample must be 0..3, --max-side at least 64 and --tta-zoom 0..0.3", file=sys.stderr)
         return 2
     try:
         classifier = Classifier(args.model or config.classifier.model or default_model_path(),
                                 config.classifier.num_threads, config.classifier.batch, config.classifier.tta,
-                                config.classifier.tta_zoom)
+                                args.tta_zoom)
     except ModelFileError as exc:
         print(f"moodcam classify: {exc}", file=sys.stderr)
         return 3
