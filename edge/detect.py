@@ -38,6 +38,20 @@ def clamp_box(x0: float, y0: float, x1: float, y1: float, width: int, height: in
     return x0, y0, x1 - x0, y1 - y0
 
 
+def shrunk(gray: np.ndarray, scale: float) -> np.ndarray:
+    """``gray`` resized by ``scale`` (< 1) with area averaging: HOG time grows with the pixels, and
+    a face that fills a good part of a frame is still large enough after shrinking."""
+    import cv2
+
+    height, width = gray.shape[:2]
+    return cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+
+def box_before_shrink(x0: float, y0: float, x1: float, y1: float, scale: float, width: int, height: int) -> Box | None:
+    """A box found in a picture shrunk by ``scale``, in the (width x height) original's pixels, clamped."""
+    return clamp_box(x0 / scale, y0 / scale, x1 / scale, y1 / scale, width, height)
+
+
 class Detector:
     """``detect(gray) -> [Detection]``; holds dlib's detector (loaded on construction, not import)."""
 
@@ -52,18 +66,12 @@ class Detector:
         cfg = self.config
         target = cfg.detect_width if detect_width is None else detect_width
         height, width = gray.shape[:2]
-        scale = 1.0
-        small = gray
-        if target and width > target:
-            import cv2
-
-            scale = target / width
-            small = cv2.resize(gray, (target, max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+        scale = target / width if target and width > target else 1.0
+        small = shrunk(gray, scale) if scale < 1.0 else gray
         rects, scores, _ = self._dlib.run(small, cfg.upsample, cfg.score_threshold)
         out = []
         for rect, score in zip(rects, scores):
-            box = clamp_box(rect.left() / scale, rect.top() / scale, (rect.right() + 1) / scale,
-                            (rect.bottom() + 1) / scale, width, height)
+            box = box_before_shrink(rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1, scale, width, height)
             if box is not None and box[2] >= cfg.min_face_px:
                 out.append(Detection(box, float(score)))
         return out

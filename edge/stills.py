@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from edge.detect import clamp_box, gray_of
+from edge.detect import box_before_shrink, clamp_box, gray_of, shrunk
 from edge.preprocess import Box
 
 # dlib's smallest HOG window is 80 px; upsample 2 (4x the pixels) brings it to ~20 px. Smaller boxes
@@ -156,19 +156,13 @@ def faces_in_still(image: np.ndarray, params: PictureDetectParams = PictureDetec
     """
     gray = np.ascontiguousarray(gray_of(image))  # dlib scans contiguous rows only
     height, width = gray.shape[:2]
-    scale = 1.0
-    if max_side and max(height, width) > max_side:
-        import cv2
-
-        scale = max_side / max(height, width)
-        gray = cv2.resize(gray, (max(1, round(width * scale)), max(1, round(height * scale))),
-                          interpolation=cv2.INTER_AREA)
-    if scale == 1.0:
+    if not max_side or max(height, width) <= max_side:
         return find_picture_faces(gray, params)
+    scale = max_side / max(height, width)
     out = []
-    for d in find_picture_faces(gray, params):
+    for d in find_picture_faces(shrunk(gray, scale), params):
         x, y, w, h = d.box
-        box = clamp_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
+        box = box_before_shrink(x, y, x + w, y + h, scale, width, height)
         if box is not None:
             out.append(PictureDetection(box, d.score, d.upsample, d.angle))
     return out
