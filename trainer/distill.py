@@ -33,20 +33,20 @@ def teacher_model_path(teacher: Path) -> Path:
     return path
 
 
-def teacher_probabilities(teachers: list[Path], faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def teacher_probabilities(teachers: list[Path], faces: np.ndarray) -> np.ndarray:
     """Mean class probabilities of the teachers over ``faces`` (uint8, N x S x S), each face also mirrored."""
     import keras
 
+    from edge.classify import average_over_views
+    from trainer.evaluate import keras_predict_fn
     from trainer.model import as_float32, custom_objects
 
-    x = faces[..., None].astype(np.float32)
-    total = np.zeros((len(faces), 0), np.float64)
+    total = 0.0
     for teacher in teachers:
         model = as_float32(keras.models.load_model(teacher_model_path(teacher), custom_objects=custom_objects()))
         if tuple(model.input_shape[1:3]) != faces.shape[1:3]:
             raise ValueError(f"teacher {teacher} takes {model.input_shape[1]}px faces but the data is {faces.shape[1]}px")
-        probs = model.predict(x, batch_size=batch_size, verbose=0) + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)
-        total = probs.astype(np.float64) if total.shape[1] == 0 else total + probs
+        total = total + average_over_views(keras_predict_fn(model), faces, flip=True).astype(np.float64)
     return (total / total.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
