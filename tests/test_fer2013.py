@@ -47,7 +47,7 @@ def test_csv_errors_name_line_and_value(tmp_path, row, message):
         read_csv(path)
 
 
-def test_folders_and_cli_write_one_npz_per_split(tmp_path):
+def test_folders_and_cli_write_one_npz_per_split(tmp_path, capsys):
     from trainer.cli import main
 
     root = tmp_path / "fer"
@@ -62,7 +62,10 @@ def test_folders_and_cli_write_one_npz_per_split(tmp_path):
     assert train.class_counts()["happy"] == 3 and train.class_counts()["sad"] == 2
     assert load_npz(tmp_path / "data" / "fer2013-val.npz").class_counts()["angry"] == 2
     assert np.array_equal(train.faces[0], np.asarray(Image.open(root / "train" / "happy" / "0.png")))
+    capsys.readouterr()
     assert main(["import-fer2013", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.npz")]) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith("moodcam-train import-fer2013: error:") and "nothing" in out.err and out.out == ""
     (tmp_path / "empty").mkdir()
     with pytest.raises(FerFormatError, match="no split folders found"):
         read_fer2013(tmp_path / "empty")

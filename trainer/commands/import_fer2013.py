@@ -22,7 +22,9 @@ def run(args) -> int:
     try:
         datasets = read_fer2013(args.path)
     except (FileNotFoundError, FerFormatError, ValueError) as exc:
-        print(f"error: {exc}")
+        import sys
+
+        print(f"moodcam-train import-fer2013: error: {exc}", file=sys.stderr)
         return 2
     paths = write_splits(datasets, args.out)
     for split, ds in datasets.items():
