@@ -194,15 +194,14 @@ def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, te
                              "resume with the same --config")
     (run / "hparams.json").write_text(json.dumps(hp.to_dict(), indent=2))
     summary["precision"] = policy
-    if teachers:
-        summary["teachers"] = [str(t) for t in teachers]
-    (run / "data.json").write_text(json.dumps(summary, indent=2))
-    targets = None
+    targets = None  # one-hot labels
     if teachers:
         from trainer.distill import cached_teacher_probabilities, training_targets
 
+        summary["teachers"] = [str(t) for t in teachers]
         targets = training_targets(train.labels, len(LABELS), cached_teacher_probabilities(run, teachers, train),
                                    hp.distill_weight, hp.distill_temperature)
+    (run / "data.json").write_text(json.dumps(summary, indent=2))
     if resume and (run / "last.keras").exists():
         from trainer.model import custom_objects
 
