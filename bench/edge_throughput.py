@@ -170,7 +170,8 @@ def run_pipeline(args) -> dict:
     render = Renderer(sprites, plan)
     tta = ClassifierConfig().tta if args.tta == "config" else args.tta == "on"
     zoom = ClassifierConfig().tta_zoom if args.tta_zoom is None else args.tta_zoom
-    classifier = Classifier(args.model, 1, args.batch, tta, zoom)
+    spread = ClassifierConfig().zoom_across_frames if args.zoom_across_frames == "config" else args.zoom_across_frames == "on"
+    classifier = Classifier(args.model, 1, args.batch, tta, zoom, spread)
     det_cfg = DetectorConfig(detect_width=args.detect_width, upsample=args.upsample, every_n_frames=args.every_n,
                              min_face_px=args.min_face_px)
     pipeline = Pipeline.build(classifier, det_cfg, TrackerConfig(), clock=time.thread_time)
@@ -188,7 +189,7 @@ def run_pipeline(args) -> dict:
     return {"ms": mean, "fps": round(1000.0 / max(1e-9, mean["total"]), 1), "boxes": boxes,
             "wall_ms": round(wall * 1000.0 / max(1, len(render)), 3),
             "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "runtime": classifier.runtime}
+            "runtime": classifier.runtime, "tta": tta, "tta_zoom": zoom, "zoom_across_frames": spread}
 
 
 def reference_boxes(render) -> list[list[tuple]]:
@@ -264,6 +265,9 @@ def main(argv=None) -> int:
                     help="mirror test-time augmentation in the classifier (default: the config default)")
     ap.add_argument("--tta-zoom", type=float, default=None,
                     help="zoom test-time augmentation, as classifier.tta_zoom (default: the config default)")
+    ap.add_argument("--zoom-across-frames", default="config", choices=("config", "on", "off"),
+                    help="one zoom a frame in turn (on) or every zoom on every frame (off), as "
+                         "classifier.zoom_across_frames (default: the config default)")
     ap.add_argument("--fer-stride", type=int, default=3, help="run fer on every Nth frame (0 = skip fer)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -291,7 +295,8 @@ def main(argv=None) -> int:
     render = Renderer(sprites, plan)
     child = [sys.executable, __file__, "--child", "--sprite-file", str(sprite_file), "--plan-file", str(plan_file),
              "--model", args.model, "--detect-width", str(args.detect_width), "--upsample", str(args.upsample),
-             "--every-n", str(args.every_n), "--min-face-px", str(args.min_face_px), "--batch", args.batch, "--tta", args.tta]
+             "--every-n", str(args.every_n), "--min-face-px", str(args.min_face_px), "--batch", args.batch, "--tta", args.tta,
+             "--zoom-across-frames", args.zoom_across_frames]
     child += [] if args.tta_zoom is None else ["--tta-zoom", str(args.tta_zoom)]
     out = subprocess.run(child, capture_output=True, text=True, check=True)
     ours = json.loads(out.stdout.strip().splitlines()[-1])
@@ -299,7 +304,8 @@ def main(argv=None) -> int:
     figures = {
         "frames": len(render), "faces_in_reference": sum(map(len, ref)),
         "settings": {"detect_width": args.detect_width, "upsample": args.upsample, "every_n_frames": args.every_n,
-                     "min_face_px": args.min_face_px, "batch": args.batch, "runtime": ours["runtime"]},
+                     "min_face_px": args.min_face_px, "batch": args.batch, "runtime": ours["runtime"],
+                     "tta": ours["tta"], "tta_zoom": ours["tta_zoom"], "zoom_across_frames": ours["zoom_across_frames"]},
         "cpu_ms_per_frame": ours["ms"], "fps": ours["fps"], "wall_ms_per_frame": ours["wall_ms"],
         "peak_rss_mb": ours["rss_mb"],
         "recall_vs_full_res": round(recall(ref, ours["boxes"]), 4),

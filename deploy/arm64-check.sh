@@ -76,19 +76,13 @@ grep -qs '^enabled' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
 { [ -f "$MODEL" ] && [ -f "${MODEL%.tflite}.json" ]; } || die "no model at $MODEL (+ .json sidecar): pass --model PATH"
 
 # shellcheck source=deploy/chroot-lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/chroot-lib.sh"   # unmount_under
+. "$(dirname "${BASH_SOURCE[0]}")/chroot-lib.sh"   # unmount_under, cached_base
 BASE="$DIR/base"
 ROOTFS="$DIR/root"
 
 # ---------------------------------------------------------------- the arm64 root
-if [ ! -f "$BASE/.debootstrap-done" ]; then
-    phase "debootstrap bookworm arm64 into $BASE"
-    unmount_under "$BASE"
-    rm -rf --one-file-system "$BASE"
-    timed debootstrap debootstrap --arch=arm64 --variant=minbase --include=ca-certificates \
-        bookworm "$BASE" "$MIRROR"
-    touch "$BASE/.debootstrap-done"
-fi
+cached_base "$BASE" "bookworm arm64" timed debootstrap debootstrap --arch=arm64 --variant=minbase \
+    --include=ca-certificates bookworm "$BASE" "$MIRROR"
 
 MOUNTS=()
 cleanup() {

@@ -37,16 +37,11 @@ T0=$SECONDS
 phase() { printf '\n=== [%4ds] %s\n' "$((SECONDS - T0))" "$*"; }
 
 # shellcheck source=deploy/chroot-lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/chroot-lib.sh"   # unmount_under
+. "$(dirname "${BASH_SOURCE[0]}")/chroot-lib.sh"   # unmount_under, cached_base
 BASE="$DIR/base"
 ROOTFS="$DIR/root"
-if [ ! -f "$BASE/.debootstrap-done" ]; then
-    phase "debootstrap bookworm amd64 (with systemd) into $BASE"
-    unmount_under "$BASE"
-    rm -rf --one-file-system "$BASE"
-    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificates bookworm "$BASE" "$MIRROR"
-    touch "$BASE/.debootstrap-done"
-fi
+cached_base "$BASE" "bookworm amd64 (with systemd)" debootstrap --variant=minbase \
+    --include=systemd,systemd-sysv,dbus,ca-certificates bookworm "$BASE" "$MIRROR"
 phase "fresh root from the cached base"
 unmount_under "$ROOTFS"
 rm -rf --one-file-system "$ROOTFS"

@@ -32,15 +32,22 @@ def zoomed(crops: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-def tta_views(crops: np.ndarray, flip: bool, zoom: float = 0.0) -> list[np.ndarray]:
+def zoom_scales(zoom: float) -> tuple[float, ...]:
+    """The magnifications zoom TTA classifies a face at: as framed, 1 - zoom and 1 + zoom."""
+    return (1.0, 1.0 - zoom, 1.0 + zoom) if zoom > 0 else (1.0,)
+
+
+def tta_views(crops: np.ndarray, flip: bool, zoom: float = 0.0, phase: int | None = None) -> list[np.ndarray]:
     """The views of the faces that test-time augmentation averages over.
 
     ``flip`` adds each face mirrored (an expression means the same either way round); ``zoom`` > 0
     adds each face magnified by 1 - zoom and 1 + zoom, because a face box is never framed exactly
-    as in training. One view costs one model call per face.
+    as in training. One view costs one model call per face. With ``phase`` (a frame number) only
+    one of the zoom scales is used, in turn, so a video spreads them over consecutive frames.
     """
+    scales = zoom_scales(zoom)
     views = []
-    for scale in ((1.0, 1.0 - zoom, 1.0 + zoom) if zoom > 0 else (1.0,)):
+    for scale in scales if phase is None else (scales[phase % len(scales)],):
         view = crops if scale == 1.0 else zoomed(crops, scale)
         views.append(view)
         if flip:
@@ -48,9 +55,10 @@ def tta_views(crops: np.ndarray, flip: bool, zoom: float = 0.0) -> list[np.ndarr
     return views
 
 
-def average_over_views(predict, crops: np.ndarray, flip: bool, zoom: float = 0.0) -> np.ndarray:
+def average_over_views(predict, crops: np.ndarray, flip: bool, zoom: float = 0.0,
+                       phase: int | None = None) -> np.ndarray:
     """Mean of ``predict`` (crops -> probabilities) over :func:`tta_views` of ``crops``."""
-    views = tta_views(crops, flip, zoom)
+    views = tta_views(crops, flip, zoom, phase)
     return sum(predict(view) for view in views) / len(views)
 
 
@@ -79,7 +87,7 @@ class Classifier:
     """
 
     def __init__(self, model_path: str | Path, num_threads: int = 1, batch: str = "auto", tta: bool = False,
-                 tta_zoom: float = 0.0):
+                 tta_zoom: float = 0.0, zoom_across_frames: bool = False):
         from edge.runtime import interpreter_class
 
         self.path = Path(model_path)
@@ -93,7 +101,7 @@ class Classifier:
         self._check(interpreter)
         self.interpreter = interpreter
         self.batch = "loop" if batch == "auto" else batch
-        self.tta, self.tta_zoom = tta, tta_zoom
+        self.tta, self.tta_zoom, self.zoom_across_frames = tta, tta_zoom, zoom_across_frames
         self._batch_n = 1
         size = self.meta.crop.size
         self._one = np.zeros((1, size, size, 1), dtype=self._in_dtype)
@@ -148,15 +156,17 @@ class Classifier:
             out[i] = crop_face(image, box, self.meta.crop)
         return out
 
-    def probs(self, crops: np.ndarray) -> np.ndarray:
+    def probs(self, crops: np.ndarray, frame: int | None = None) -> np.ndarray:
         """(N, S, S) uint8 crops -> (N, labels) float32 probabilities.
 
         With ``tta`` each face is also classified mirrored, and with ``tta_zoom`` also zoomed in and
         out, and the views averaged (:func:`tta_views`): the average is steadier than any one view.
+        With ``zoom_across_frames`` and a ``frame`` number, each call uses one zoom scale in turn
+        (frame 0 as framed, 1 zoomed out, 2 zoomed in, ...): a track's moving average then mixes
+        the zooms for the cost of one.
         """
-        if len(crops) == 0:
-            return self._probs_once(crops)
-        return average_over_views(self._probs_once, crops, self.tta, self.tta_zoom)
+        phase = frame if self.zoom_across_frames else None
+        return average_over_views(self._probs_once, crops, self.tta, self.tta_zoom, phase)
 
     def _probs_once(self, crops: np.ndarray) -> np.ndarray:
         n = len(crops)

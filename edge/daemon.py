@@ -98,7 +98,7 @@ class Daemon:
     def start_classifier(self) -> None:
         cfg = self.config.classifier
         self.classifier = Classifier(cfg.model or default_model_path(), cfg.num_threads, cfg.batch, cfg.tta,
-                                     cfg.tta_zoom)
+                                     cfg.tta_zoom, cfg.zoom_across_frames)
 
     def start_detector(self) -> None:
         self.detector = Detector(self.config.detector)

@@ -84,7 +84,7 @@ class Pipeline:
         boxes = [t.box for t in tracked]
         crops = self.classifier.crops(frame.image, boxes)
         t3 = self.clock()
-        probs = self.classifier.probs(crops)
+        probs = self.classifier.probs(crops, frame=self._count - 1)   # this frame's number
         faces = []
         for t, crop, p in zip(tracked, crops, probs):
             smoothed = self.tracker.smooth(t.track_id, p)

@@ -221,6 +221,49 @@ def test_zoom_tta_averages_the_six_views(tiny_model):
     assert not np.allclose(both.probs(crops), Classifier(tiny_model, tta=True).probs(crops), rtol=1e-3)
 
 
+def test_zoom_across_frames_uses_one_zoom_a_frame_in_turn(tiny_model):
+    """With zoom_across_frames, frame k classifies each face (and its mirror) at the k-th zoom
+    scale in turn: the cost of flip TTA, and over three frames the same views as all six."""
+    from edge.classify import zoom_scales, zoomed
+
+    rng = np.random.default_rng(9)
+    crops = rng.integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    flip = Classifier(tiny_model, tta=True)
+    spread = Classifier(tiny_model, tta=True, tta_zoom=0.15, zoom_across_frames=True)
+    assert zoom_scales(0.15) == (1.0, 0.85, 1.15)
+    per_frame = [spread.probs(crops, frame=k) for k in range(6)]
+    np.testing.assert_allclose(per_frame[0], flip.probs(crops), rtol=1e-6)
+    np.testing.assert_allclose(per_frame[1], flip.probs(zoomed(crops, 0.85)), rtol=1e-6)
+    np.testing.assert_allclose(per_frame[2], flip.probs(zoomed(crops, 1.15)), rtol=1e-6)
+    np.testing.assert_allclose(per_frame[3], per_frame[0], rtol=1e-6)
+    all_six = Classifier(tiny_model, tta=True, tta_zoom=0.15).probs(crops)
+    np.testing.assert_allclose(sum(per_frame[:3]) / 3, all_six, rtol=1e-5)
+    np.testing.assert_allclose(spread.probs(crops), all_six, rtol=1e-6)   # no frame number: a still
+
+
+def test_pipeline_hands_the_classifier_its_frame_number(tiny_model, astronaut_picture):
+    """In the daemon's pipeline the raw prediction of frame k is the k-th zoom's, and the track's
+    smoothed prediction folds them together (tracker.ema_alpha)."""
+    from edge.camera import Frame
+    from edge.classify import zoomed
+    from edge.config import DetectorConfig, TrackerConfig
+    from edge.pipeline import Pipeline
+
+    image = np.asarray(Image.open(astronaut_picture).convert("RGB"))
+    spread = Classifier(tiny_model, tta=True, tta_zoom=0.15, zoom_across_frames=True)
+    flip = Classifier(tiny_model, tta=True)
+    pipeline = Pipeline.build(spread, DetectorConfig(detect_width=0), TrackerConfig(ema_alpha=0.5))
+    results = [pipeline.process(Frame(k, 0.0, image)) for k in range(3)]
+    faces = [r.faces[0] for r in results]
+    assert len({f.track_id for f in faces}) == 1
+    for face, scale in zip(faces, (1.0, 0.85, 1.15)):
+        view = face.crop[None] if scale == 1.0 else zoomed(face.crop[None], scale)
+        np.testing.assert_allclose(face.raw.probs, flip.probs(view)[0], atol=1e-6)
+    raw = [np.array(f.raw.probs) for f in faces]
+    expected = 0.5 * raw[2] + 0.5 * (0.5 * raw[1] + 0.5 * raw[0])
+    np.testing.assert_allclose(faces[2].smoothed.probs, expected, atol=1e-6)
+
+
 def test_classify_averages_zoomed_views_of_a_still(tiny_model, astronaut_picture):
     """moodcam classify uses the six flip + zoom views by default; --tta-zoom 0 leaves two."""
     from edge.camera import load_picture

@@ -247,7 +247,7 @@ def test_shipped_model_scores_what_its_card_says(capsys):
     recorded = [t for t in load_sidecar(model).metrics["test_int8"].values() if t["n"] == result["n"]]
     assert result["n"] == 3589 and len(recorded) == 1
     assert result["accuracy"] == pytest.approx(recorded[0]["accuracy"], abs=1e-4)
-    assert result["accuracy"] > 0.63, "the shipped model fell back to the level of its predecessor (62.2 %)"
+    assert result["accuracy"] > 0.66, "the shipped model fell back to the level it had before its input blur (64.2 %)"
 
 
 def test_distillation_targets():
@@ -315,3 +315,81 @@ def test_distillation_settings_are_checked(tmp_path):
     (tmp_path / "m.tflite").write_bytes(b"x")
     with pytest.raises(FileNotFoundError, match=r"m.tflite: no Keras model there.*a .tflite model cannot teach"):
         teacher_model_path(tmp_path / "m.tflite")
+
+
+def test_input_blur_is_a_gaussian_with_mirrored_borders():
+    """The blur put in front of a model for prediction is OpenCV's Gaussian blur (same sigma,
+    5x5 at sigma 0.6, borders reflected), so what the model sees can be reproduced outside it."""
+    import cv2
+    import keras
+
+    from trainer.model import InputBlur
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 48, 48)).astype(np.float32)
+    blurred = np.asarray(InputBlur(0.6)(keras.ops.convert_to_tensor(images[..., None])))[..., 0]
+    expected = np.stack([cv2.GaussianBlur(im, (5, 5), 0.6, borderType=cv2.BORDER_REFLECT) for im in images])
+    np.testing.assert_allclose(blurred, expected, atol=1e-3)
+    assert np.abs(blurred - images).mean() > 10, "a real blur changes random pixels a lot"
+
+
+def test_prediction_models_carry_the_runs_input_blur(trained_run, tmp_path):
+    """Evaluate, export and distillation load a run through ``load_for_inference``: the training
+    model on faces blurred by the run's ``input_blur`` (the default 0.6 here), and on the faces as
+    they are once the run says 0. The exported int8 model follows the blurred float model."""
+    import cv2
+    import keras
+
+    from trainer.evaluate import tflite_predict_fn
+    from trainer.model import as_float32, custom_objects, load_for_inference
+
+    run, val, tflite = trained_run
+    faces = np.load(val)["faces"][:60]
+    raw = as_float32(keras.models.load_model(run / "best.keras", custom_objects=custom_objects(), compile=False))
+    as_is = raw.predict(faces[..., None].astype(np.float32), verbose=0)
+    softened = np.stack([cv2.GaussianBlur(f.astype(np.float32), (5, 5), 0.6, borderType=cv2.BORDER_REFLECT)
+                         for f in faces])
+    on_blurred = raw.predict(softened[..., None], verbose=0)
+    assert np.abs(on_blurred - as_is).max() > 1e-3, "the blur must change this model's output for the test to mean anything"
+
+    loaded = load_for_inference(run / "best.keras").predict(faces[..., None].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(loaded, on_blurred, atol=1e-4)
+    assert load_sidecar(tflite).extra["hparams"]["input_blur"] == 0.6
+    int8 = tflite_predict_fn(tflite)(faces)
+    assert np.abs(int8 - on_blurred).mean() < np.abs(int8 - as_is).mean()
+
+    unblurred = tmp_path / "run"
+    shutil.copytree(run, unblurred)
+    saved = json.loads((unblurred / "hparams.json").read_text())
+    (unblurred / "hparams.json").write_text(json.dumps(saved | {"input_blur": 0.0}))
+    plain = load_for_inference(unblurred / "best.keras").predict(faces[..., None].astype(np.float32), verbose=0)
+    np.testing.assert_allclose(plain, as_is, atol=1e-5)
+
+
+def test_input_blur_setting_is_checked(tmp_path):
+    from trainer.hparams import load_hparams
+
+    (tmp_path / "bad.toml").write_text("input_blur = -0.5\n")
+    with pytest.raises(ValueError, match=r"bad.toml: key 'input_blur' is -0.5; use a sigma from 0 \(off\) to 2 pixels"):
+        load_hparams(tmp_path / "bad.toml")
+
+
+def test_resume_accepts_a_run_saved_before_a_key_existed(tmp_path):
+    """Runs written by an older moodcam lack newer HParams keys; resuming one must not be refused
+    as if its settings had changed (a missing key means its default)."""
+    from trainer.fit import fit
+    from trainer.hparams import load_hparams
+
+    save_npz(synthetic_faces(70, 0), tmp_path / "train.npz")
+    (tmp_path / "tiny.toml").write_text(TINY_CONFIG.replace("epochs = 2", "epochs = 1"))
+    hp = load_hparams(tmp_path / "tiny.toml")
+    fit([tmp_path / "train.npz"], tmp_path / "run", hp, verbose=0)
+    saved = json.loads((tmp_path / "run" / "hparams.json").read_text())
+    del saved["input_blur"]
+    (tmp_path / "run" / "hparams.json").write_text(json.dumps(saved))
+    fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "tiny.toml", epochs=2), resume=True, verbose=0)
+    assert len((tmp_path / "run" / "epochs.csv").read_text().strip().splitlines()) == 3   # header + 2 epochs
+    saved["input_blur"] = 1.0
+    (tmp_path / "run" / "hparams.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"hparams.json differs from the hyper-parameters given in \['input_blur'\]"):
+        fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "tiny.toml", epochs=3), resume=True, verbose=0)

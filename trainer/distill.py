@@ -35,15 +35,13 @@ def teacher_model_path(teacher: Path) -> Path:
 
 def teacher_probabilities(teachers: list[Path], faces: np.ndarray) -> np.ndarray:
     """Mean class probabilities of the teachers over ``faces`` (uint8, N x S x S), each face also mirrored."""
-    import keras
-
     from edge.classify import average_over_views
     from trainer.evaluate import keras_predict_fn
-    from trainer.model import as_float32, custom_objects
+    from trainer.model import load_for_inference
 
     total = 0.0
     for teacher in teachers:
-        model = as_float32(keras.models.load_model(teacher_model_path(teacher), custom_objects=custom_objects()))
+        model = load_for_inference(teacher_model_path(teacher))
         if tuple(model.input_shape[1:3]) != faces.shape[1:3]:
             raise ValueError(f"teacher {teacher} takes {model.input_shape[1]}px faces but the data is {faces.shape[1]}px")
         total = total + average_over_views(keras_predict_fn(model), faces, flip=True).astype(np.float64)

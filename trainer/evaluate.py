@@ -96,11 +96,9 @@ def load_predictor(model: Path, *, tta: bool = False, tta_zoom: float = 0.0, num
         meta = load_sidecar(model)  # ModelFileError for a tampered file or a broken sidecar
         return Predictor(model.name, "tflite-int8", meta.crop, tflite_predict_fn(model, num_threads), tta, tta_zoom)
     keras_file, crop = resolve_keras(model)
-    import keras
+    from trainer.model import load_for_inference
 
-    from trainer.model import as_float32, custom_objects
-
-    loaded = as_float32(keras.models.load_model(keras_file, custom_objects=custom_objects(), compile=False))
+    loaded = load_for_inference(keras_file)
     size = int(loaded.input_shape[1])
     if crop.size != size:
         crop = CropParams(size=size, margin=crop.margin, square=crop.square)

@@ -14,23 +14,11 @@ from edge.modelfile import ModelMeta, Quantization, sha256_of, write_sidecar
 from edge.preprocess import CropParams
 
 
-def inference_model(model):
-    """A copy of ``model`` without its augmentation block (it is a no-op at inference anyway,
-    but some of its random ops have no int8 TFLite kernel)."""
-    import keras
-
-    inputs = keras.Input(model.input_shape[1:], name="gray")
-    x = inputs
-    for layer in model.layers[1:]:
-        if layer.name == "augment":
-            continue
-        x = layer(x)
-    return keras.Model(inputs, x, name=model.name)
-
-
 def convert_int8(model, representative_faces: np.ndarray, *, samples: int = 500, seed: int = 0) -> bytes:
     """Full-integer int8 TFLite bytes; ``representative_faces`` is uint8 (N, S, S)."""
     import tensorflow as tf
+
+    from trainer.model import inference_model
 
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(representative_faces), size=min(samples, len(representative_faces)), replace=False)
@@ -122,15 +110,12 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
         if not (run / needed).is_file():
             raise FileNotFoundError(f"{run / needed} is missing; is {run} a run folder written by 'moodcam-train fit'?")
 
-    import keras
-
     from edge.runtime import interpreter_class
     from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
     from trainer.fit import load_training_data
     from trainer.hparams import load_hparams
-    from trainer.model import as_float32, custom_objects
-    hparams = json.loads((run / "hparams.json").read_text())
-    hp = load_hparams(None, **hparams)
+    from trainer.model import load_for_inference
+    hp = load_hparams(None, **json.loads((run / "hparams.json").read_text()))
     data_info = json.loads((run / "data.json").read_text())
     train_paths = [Path(p) for p in data_info.get("train_sources", [])]
     val_paths = data_info.get("val_sources")
@@ -144,8 +129,9 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     if margin is not None:
         crop = dataclasses.replace(crop, margin=margin)
 
-    model = as_float32(keras.models.load_model(run / checkpoint, custom_objects=custom_objects(), compile=False))
-    log(f"converting {run / checkpoint} to int8 ({min(samples, len(train))} representative training faces)")
+    model = load_for_inference(run / checkpoint)
+    blur = f", input blur sigma {hp.input_blur:g}" if hp.input_blur > 0 else ""
+    log(f"converting {run / checkpoint} to int8 ({min(samples, len(train))} representative training faces{blur})")
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor
         tflite_bytes = convert_int8(model, train.faces, samples=samples, seed=hp.seed)
     float_pred = keras_predict_fn(model)(val.faces).argmax(1)
@@ -185,7 +171,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     }
     if tests:
         metrics["test_int8"] = tests
-    extra = {"hparams": hparams, "run": str(run), "checkpoint": checkpoint,
+    extra = {"hparams": hp.to_dict(), "run": str(run), "checkpoint": checkpoint,
              "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "representative_samples": min(samples, len(train))}
     data_summary = {k: v for k, v in data_info.items() if k != "crop"}

@@ -188,7 +188,9 @@ def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, te
         saved = json.loads((run / "hparams.json").read_text())
         # Only the epoch count may change on resume (to extend a run); anything else would make
         # the checkpoint and the new settings disagree silently.
-        changed = sorted(k for k, v in hp.to_dict().items() if k != "epochs" and saved.get(k) != v)
+        # A key the saved file lacks (a run older than the key) counts as its default.
+        defaults = HParams().to_dict()
+        changed = sorted(k for k, v in hp.to_dict().items() if k != "epochs" and saved.get(k, defaults[k]) != v)
         if changed:
             raise ValueError(f"{run}/hparams.json differs from the hyper-parameters given in {changed}; "
                              "resume with the same --config")

@@ -49,6 +49,11 @@ class HParams:
     brightness: float = 0.2
     contrast: float = 0.2
     erase: float = 0.25             # probability of a random erased rectangle (cutout)
+    # --- inference only ---
+    input_blur: float = 0.6         # Gaussian sigma (pixels) the exported and evaluated model applies to its
+                                    # input. Rotation, zoom and shift each resample bilinearly, so every
+                                    # training face is softened (three resamples ~ sigma 0.7) and only test
+                                    # faces arrive crisp; 0.6, chosen on validation, gains ~1.5 points. 0 = off
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -82,6 +87,8 @@ def load_hparams(path: Path | None = None, **overrides) -> HParams:
         raise ValueError(f"{path or 'hparams'}: key 'distill_weight' is {hp.distill_weight!r}; use a value from 0 to 1")
     if hp.distill_temperature <= 0:
         raise ValueError(f"{path or 'hparams'}: key 'distill_temperature' is {hp.distill_temperature!r}; use a value above 0")
+    if not 0.0 <= hp.input_blur <= 2.0:
+        raise ValueError(f"{path or 'hparams'}: key 'input_blur' is {hp.input_blur!r}; use a sigma from 0 (off) to 2 pixels")
     if hp.class_weighting not in ("none", "sqrt", "balanced"):
         raise ValueError(f"{path or 'hparams'}: key 'class_weighting' is {hp.class_weighting!r}; use none, sqrt or balanced")
     return hp

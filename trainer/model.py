@@ -14,7 +14,7 @@ from trainer.hparams import HParams
 
 def custom_objects() -> dict:
     """What ``keras.models.load_model`` needs to read a saved moodcam model."""
-    return {"RandomErase": _random_erase_class()}
+    return {"RandomErase": _random_erase_class(), "InputBlur": _input_blur_class()}
 
 
 def _augmenter(hp: HParams):
@@ -74,6 +74,74 @@ def _random_erase_class():
 
 def RandomErase(rate: float):  # noqa: N802 - reads like the layer it builds
     return _random_erase_class()(rate)
+
+
+@functools.cache
+def _input_blur_class():
+    import keras
+    import numpy as np
+
+    @keras.saving.register_keras_serializable(package="moodcam")
+    class InputBlur(keras.layers.Layer):
+        """A fixed Gaussian blur (borders mirrored), put in front of a trained model for prediction:
+        see ``HParams.input_blur`` for why. Converts to TFLite MIRROR_PAD + DEPTHWISE_CONV_2D."""
+
+        def __init__(self, sigma: float = 0.6, **kwargs):
+            # float32 whatever the global policy: teachers are loaded for prediction inside a bf16 fit
+            kwargs.setdefault("dtype", "float32")
+            kwargs["trainable"] = False
+            super().__init__(**kwargs)
+            self.sigma = float(sigma)
+            self.radius = max(1, int(np.ceil(3.0 * self.sigma)))
+            taps = np.exp(-0.5 * (np.arange(-self.radius, self.radius + 1) / self.sigma) ** 2)
+            taps /= taps.sum()
+            self.kernel = np.outer(taps, taps).astype(np.float32)[:, :, None, None]
+
+        def call(self, images):
+            r = self.radius
+            padded = keras.ops.pad(images, [[0, 0], [r, r], [r, r], [0, 0]], mode="symmetric")
+            return keras.ops.depthwise_conv(padded, keras.ops.convert_to_tensor(self.kernel), padding="valid")
+
+        def get_config(self):
+            return super().get_config() | {"sigma": self.sigma}
+
+    return InputBlur
+
+
+def InputBlur(sigma: float):  # noqa: N802 - reads like the layer it builds
+    return _input_blur_class()(sigma)
+
+
+def inference_model(model, input_blur: float = 0.0):
+    """A copy of ``model`` for prediction, sharing its weights: without the augmentation block
+    (a no-op at inference anyway, but some of its random ops have no int8 TFLite kernel) and,
+    with ``input_blur`` > 0, with an :func:`InputBlur` of that sigma in front."""
+    import keras
+
+    inputs = keras.Input(model.input_shape[1:], name="gray")
+    x = InputBlur(input_blur)(inputs) if input_blur > 0 else inputs
+    for layer in model.layers[1:]:
+        if layer.name == "augment":
+            continue
+        x = layer(x)
+    return keras.Model(inputs, x, name=model.name)
+
+
+def load_for_inference(keras_file: Path):
+    """A saved ``.keras`` model ready to predict or export: float32 (see :func:`as_float32`),
+    no augmentation, and the input blur of the run it belongs to (its ``hparams.json``; a bare
+    file gets the default)."""
+    import json
+
+    import keras
+
+    from trainer.hparams import load_hparams
+
+    keras_file = Path(keras_file)
+    saved = keras_file.parent / "hparams.json"
+    hp = load_hparams(None, **json.loads(saved.read_text())) if saved.is_file() else HParams()
+    model = as_float32(keras.models.load_model(keras_file, custom_objects=custom_objects(), compile=False))
+    return inference_model(model, hp.input_blur)
 
 
 def make_model(hp: HParams = HParams(), num_classes: int = 7):
