@@ -74,10 +74,10 @@ class ClassifierConfig:
     batch: str = _f("auto", "how the faces of one frame go through the model: 'resize' (one batched call), "
                             "'loop' (one call per face into a preallocated tensor) or 'auto'",
                     choices=("auto", "resize", "loop"))
-    tta: bool = _f(True, "also classify each face mirrored and average the two: +1.9 points on the shipped "
-                         "model's validation faces, for twice the classifier time (about 0.33 ms a face)")
+    tta: bool = _f(True, "also classify each face mirrored and average the two: +1.2 points on FER2013 "
+                         "PublicTest with the shipped model, for twice the classifier time (about 0.33 ms a face)")
     tta_zoom: float = _f(0.0, "also classify each face zoomed in and out by this fraction (0.15: at 0.85x "
-                              "and 1.15x) and average: +0.7 point on single PublicTest faces, but no gain measured "
+                              "and 1.15x) and average: +1.1 points on single PublicTest faces, but no gain measured "
                               "on tracks, whose moving average already mixes views (bench/zoom_across_frames.py; "
                               "0 = off; moodcam classify has its own --tta-zoom, default 0.15)", min=0.0, max=0.3)
     zoom_across_frames: bool = _f(True, "spread the tta_zoom views over consecutive frames (one zoom a frame, in "

@@ -247,7 +247,7 @@ def test_shipped_model_scores_what_its_card_says(capsys):
     recorded = [t for t in load_sidecar(model).metrics["test_int8"].values() if t["n"] == result["n"]]
     assert result["n"] == 3589 and len(recorded) == 1
     assert result["accuracy"] == pytest.approx(recorded[0]["accuracy"], abs=1e-4)
-    assert result["accuracy"] > 0.66, "the shipped model fell back to the level it had before its input blur (64.2 %)"
+    assert result["accuracy"] > 0.67, "the shipped model fell back below its predecessor (67.07 %: 90 % of the faces, with the blur)"
 
 
 def test_distillation_targets():
