@@ -60,11 +60,13 @@ def main(argv=None) -> int:
     ap.add_argument("--faces", type=Path, default=None, help="default: FER2013 PublicTest from the shared data")
     ap.add_argument("--model", default=None, help="default: the shipped models/default.tflite")
     ap.add_argument("--frames", type=int, default=9)
-    ap.add_argument("--tta-zoom", type=float, default=None, help="default: classifier.tta_zoom's default")
+    ap.add_argument("--tta-zoom", type=float, default=None,
+                    help="the zoom to spread (default: moodcam classify's, 0.15; the daemon's tta_zoom is off by default)")
     args = ap.parse_args(argv)
 
     from edge.classify import Classifier
-    from edge.config import ClassifierConfig, TrackerConfig
+    from edge.commands.classify import STILL_TTA_ZOOM
+    from edge.config import TrackerConfig
     from edge.modelfile import default_model_path
     from trainer.datasets import load_dataset
 
@@ -74,7 +76,7 @@ def main(argv=None) -> int:
         args.faces = shared_data("fer2013", "val")
     data = load_dataset(args.faces)
     model = args.model or str(default_model_path())
-    zoom = ClassifierConfig().tta_zoom if args.tta_zoom is None else args.tta_zoom
+    zoom = STILL_TTA_ZOOM if args.tta_zoom is None else args.tta_zoom
     alpha = TrackerConfig().ema_alpha
     classifiers = {
         "flip only": Classifier(model, tta=True),

@@ -77,8 +77,8 @@ class ClassifierConfig:
     tta: bool = _f(True, "also classify each face mirrored and average the two: +1.2 points on FER2013 "
                          "PublicTest with the shipped model, for twice the classifier time (about 0.33 ms a face)")
     tta_zoom: float = _f(0.0, "also classify each face zoomed in and out by this fraction (0.15: at 0.85x "
-                              "and 1.15x) and average: +1.1 points on single PublicTest faces, but no gain measured "
-                              "on tracks, whose moving average already mixes views (bench/zoom_across_frames.py; "
+                              "and 1.15x) and average: +1.1 points on single PublicTest faces, at most +0.25 on "
+                              "tracks, whose moving average already mixes views (bench/zoom_across_frames.py; "
                               "0 = off; moodcam classify has its own --tta-zoom, default 0.15)", min=0.0, max=0.3)
     zoom_across_frames: bool = _f(True, "spread the tta_zoom views over consecutive frames (one zoom a frame, in "
                                         "turn) and let each track's moving average (tracker.ema_alpha) mix them, "
