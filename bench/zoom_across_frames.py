@@ -28,15 +28,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def reframe(faces: np.ndarray, rng: np.random.Generator, zoom: float = 0.05, shift_px: float = 1.5) -> np.ndarray:
     """Each face re-framed by a random zoom in [1 - zoom, 1 + zoom] and shift in +-shift_px."""
-    import cv2
+    from edge.classify import zoomed
 
-    size = faces.shape[1]
-    centre = (size - 1) / 2.0
     out = np.empty_like(faces)
     for i, face in enumerate(faces):
-        matrix = cv2.getRotationMatrix2D((centre, centre), 0.0, 1.0 + rng.uniform(-zoom, zoom))
-        matrix[:, 2] += rng.uniform(-shift_px, shift_px, 2)
-        out[i] = cv2.warpAffine(face, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        scale = 1.0 + rng.uniform(-zoom, zoom)
+        out[i] = zoomed(face[None], scale, tuple(rng.uniform(-shift_px, shift_px, 2)))[0]
     return out
 
 

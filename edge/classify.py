@@ -18,14 +18,16 @@ from edge.modelfile import ModelFileError, ModelMeta, load_sidecar
 from edge.preprocess import Box, crop_face
 
 
-def zoomed(crops: np.ndarray, scale: float) -> np.ndarray:
+def zoomed(crops: np.ndarray, scale: float, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """(N, S, S) uint8 crops magnified by ``scale`` about their centre (> 1 closer, < 1 farther,
-    the border pixels repeated): the framing a slightly smaller or larger face box would have given."""
+    the border pixels repeated), then moved by ``shift`` (x, y) pixels: the framing a slightly
+    smaller, larger or offset face box would have given."""
     import cv2
 
     size = crops.shape[1]
     centre = (size - 1) / 2.0
     matrix = cv2.getRotationMatrix2D((centre, centre), 0.0, scale)
+    matrix[:, 2] += shift
     out = np.empty_like(crops)
     for i, crop in enumerate(crops):
         out[i] = cv2.warpAffine(crop, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -30,6 +30,13 @@ class SuggestingParser(argparse.ArgumentParser):
         super().error(message)
 
 
+def report_error(command: str, exc: BaseException | str) -> int:
+    """A user error (bad path, bad value) as one line on stderr, ``<command>: error: ...``,
+    without a traceback; the exit status 2 to return, as argparse uses for bad arguments."""
+    print(f"{command}: error: {exc}", file=sys.stderr)
+    return 2
+
+
 def run_cli(prog: str, description: str, commands: dict[str, tuple[str, str]], argv: list[str] | None = None) -> int:
     """``commands`` maps a command name to (module path, one-line help)."""
     argv = list(sys.argv[1:] if argv is None else argv)

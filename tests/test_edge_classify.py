@@ -201,6 +201,8 @@ def test_zoomed_magnifies_about_the_centre():
     assert abs(bright(zoomed(square, 0.5)) - 8 * 8) <= 2 * 8      # 16 px -> 8 px
     centre = np.argwhere(zoomed(square, 1.25)[0] > 127).mean(axis=0)
     np.testing.assert_allclose(centre, (23.5, 23.5), atol=0.5)    # it stays where it was
+    moved = np.argwhere(zoomed(square, 1.0, shift=(3.0, -2.0))[0] > 127).mean(axis=0)
+    np.testing.assert_allclose(moved, (23.5 - 2.0, 23.5 + 3.0), atol=0.5)  # (row, col): +x moves right, -y up
     # farther away, the border pixels are repeated rather than black
     edge = np.full((1, 48, 48), 200, np.uint8)
     assert (zoomed(edge, 0.8) == 200).all()

@@ -71,10 +71,10 @@ def test_near_copies_share_a_side_and_every_file_lands_once(picture_tree, tmp_pa
 def test_split_refuses_bad_input(picture_tree, tmp_path, capsys):
     root, _ = picture_tree
     assert train_cli(["split-pictures", str(root), "--out", str(tmp_path / "s"), "--heldout", "1.5"]) == 2
-    assert "--heldout is 1.5; give a fraction between 0 and 1" in capsys.readouterr().out
+    assert "moodcam-train split-pictures: error: --heldout is 1.5; give a fraction between 0 and 1" in capsys.readouterr().err
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("older split")
     assert train_cli(["split-pictures", str(root), "--out", str(tmp_path / "full")]) == 2
-    assert "is not empty" in capsys.readouterr().out
+    assert "is not empty" in capsys.readouterr().err
     assert train_cli(["split-pictures", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s2")]) == 2
-    assert "does not exist" in capsys.readouterr().out
+    assert "does not exist" in capsys.readouterr().err

@@ -17,6 +17,11 @@ from edge.labels import LABEL_INDEX, LABELS, label_from_name
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
+def one_hot(labels: np.ndarray, num_classes: int = len(LABELS)) -> np.ndarray:
+    """Float32 targets (N, num_classes) for integer labels."""
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
 @dataclass(frozen=True)
 class FaceDataset:
     faces: np.ndarray    # uint8 (N, S, S)

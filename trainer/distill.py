@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.datasets import FaceDataset
+from trainer.datasets import FaceDataset, one_hot
 
 
 def teacher_model_path(teacher: Path) -> Path:
@@ -62,7 +62,7 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
 def training_targets(labels: np.ndarray, num_classes: int, teacher_probs: np.ndarray | None,
                      weight: float, temperature: float) -> np.ndarray:
     """Float targets (N, C): one-hot labels, mixed with softened teacher probabilities when given."""
-    targets = np.eye(num_classes, dtype=np.float32)[labels]
+    targets = one_hot(labels, num_classes)
     if teacher_probs is None:
         return targets
     return (1.0 - weight) * targets + weight * soften(teacher_probs, temperature)

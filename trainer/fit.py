@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.labels import LABELS
-from trainer.datasets import FaceDataset, concat, load_dataset, stratified_split
+from trainer.datasets import FaceDataset, concat, load_dataset, one_hot, stratified_split
 from trainer.hparams import HParams
 
 
@@ -70,7 +70,7 @@ def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | No
     import tensorflow as tf
 
     x = ds.faces[..., None].astype(np.float32)
-    y = targets if targets is not None else np.eye(len(LABELS), dtype=np.float32)[ds.labels]
+    y = targets if targets is not None else one_hot(ds.labels)
     # Class weights follow the hard label, also when the target is mixed with a teacher's.
     items = (x, y) if weights is None or not training else (x, y, np.array([weights[int(v)] for v in ds.labels], np.float32))
     data = tf.data.Dataset.from_tensor_slices(items)

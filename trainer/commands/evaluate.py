@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edge.cliutil import report_error
+
 HELP = "measure a Keras run or a .tflite on faces or raw pictures"
 DESCRIPTION = __doc__
 
@@ -64,15 +66,12 @@ def guess_mode(data: Path, size: int) -> str:
 
 
 def run(args) -> int:
-    import sys
-
     from edge.modelfile import ModelFileError
 
     try:
         return _run(args)
     except (ModelFileError, FileNotFoundError, ValueError) as exc:
-        print(f"moodcam-train evaluate: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error("moodcam-train evaluate", exc)
 
 
 def _run(args) -> int:

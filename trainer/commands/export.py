@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.cliutil import report_error
+
 HELP = "export a run as int8 .tflite + JSON sidecar"
 DESCRIPTION = __doc__
 
@@ -36,8 +38,7 @@ def run(args) -> int:
 
     tflite = Path(str(args.out) if str(args.out).endswith(".tflite") else str(args.out) + ".tflite")
     if tflite.exists() and not args.force:
-        print(f"moodcam-train export: error: {tflite} exists; pass --force to replace it", file=sys.stderr)
-        return 2
+        return report_error("moodcam-train export", f"{tflite} exists; pass --force to replace it")
     try:
         path = export_run(args.run, args.out, force=args.force, max_drop_points=args.max_drop,
                           checkpoint=args.checkpoint, margin=args.margin, samples=args.samples,
@@ -46,7 +47,6 @@ def run(args) -> int:
         print(f"moodcam-train export: refused: {exc}", file=sys.stderr)
         return 1
     except (FileNotFoundError, ValueError) as exc:
-        print(f"moodcam-train export: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error("moodcam-train export", exc)
     print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.cliutil import report_error
+
 HELP = "read FER2013 (CSV or image folders) into .npz data sets"
 DESCRIPTION = (
     "Read FER2013 from the original CSV (emotion,pixels,Usage) or from image folders "
@@ -22,10 +24,7 @@ def run(args) -> int:
     try:
         datasets = read_fer2013(args.path)
     except (FileNotFoundError, FerFormatError, ValueError) as exc:
-        import sys
-
-        print(f"moodcam-train import-fer2013: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error("moodcam-train import-fer2013", exc)
     paths = write_splits(datasets, args.out)
     for split, ds in datasets.items():
         counts = " ".join(f"{k}={v}" for k, v in ds.class_counts().items())

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.cliutil import report_error
+
 HELP = "search the web for pictures per phrase and download them"
 DESCRIPTION = (
     "Run each search PHRASE on an image search (google: a real headless Chromium; ddgs: no browser), "
@@ -42,8 +44,7 @@ def run(args) -> int:
         results = scrape(args.phrases, args.out, engine=args.engine, limit=args.max, base_url=args.base_url,
                          download=params, browse_params=BrowseParams(pause=args.pause), progress=not args.quiet)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
+        return report_error("moodcam-train scrape", exc)
     for r in results:
         refused = ", ".join(f"{k} {v}" for k, v in sorted(r.refused.items())) or "none"
         print(f"{r.phrase}: {r.found} URLs, {r.skipped} already done, {r.kept} new pictures -> {r.folder} "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.cliutil import report_error
+
 HELP = "hold out part of a labelled picture tree for testing (near copies kept on one side)"
 DESCRIPTION = (
     "Split PICTURES/<label folder>/* into DIR/train/ and DIR/heldout/ (symlinks, or --copy) so "
@@ -28,8 +30,7 @@ def run(args) -> int:
         split = split_pictures(args.pictures, args.out, heldout_fraction=args.heldout,
                                near_bits=args.near_bits, copy=args.copy)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
+        return report_error("moodcam-train split-pictures", exc)
     total = sum(split.counts.values())
     print(f"{total} pictures in {split.groups} near-duplicate groups ({split.unreadable} unreadable): "
           f"train {split.counts['train']}, heldout {split.counts['heldout']}; listing {split.listing}")
