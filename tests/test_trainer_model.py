@@ -367,11 +367,14 @@ def test_prediction_models_carry_the_runs_input_blur(trained_run, tmp_path):
     np.testing.assert_allclose(plain, as_is, atol=1e-5)
 
 
-def test_input_blur_setting_is_checked(tmp_path):
+def test_input_blur_and_resampling_settings_are_checked(tmp_path):
     from trainer.hparams import load_hparams
 
     (tmp_path / "bad.toml").write_text("input_blur = -0.5\n")
     with pytest.raises(ValueError, match=r"bad.toml: key 'input_blur' is -0.5; use a sigma from 0 \(off\) to 2 pixels"):
+        load_hparams(tmp_path / "bad.toml")
+    (tmp_path / "bad.toml").write_text('augment_resampling = "twice"\n')
+    with pytest.raises(ValueError, match=r"bad.toml: key 'augment_resampling' is 'twice'; use chained or once"):
         load_hparams(tmp_path / "bad.toml")
 
 
@@ -449,7 +452,9 @@ def test_random_affine_draws_within_its_limits_and_keeps_faces_sharper():
     np.testing.assert_array_equal(np.asarray(RandomAffine(10.0, 0.1, 0.1)(faces, training=False)), faces)
 
 
-def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path):
+@pytest.mark.parametrize("resampling, geometric", [("chained", ["RandomRotation", "RandomZoom", "RandomTranslation"]),
+                                                    ("once", ["RandomAffine"])])
+def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path, resampling, geometric):
     """The augmentation block (custom layers included) survives the per-epoch checkpoint:
     a resumed run loads it and trains on, and the run exports to prediction without it."""
     from trainer.fit import fit
@@ -457,7 +462,8 @@ def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path):
     from trainer.model import load_for_inference
 
     save_npz(synthetic_faces(140, 0), tmp_path / "train.npz")
-    hp = HParams(widths=(8, 16), convs_per_block=(1, 1), epochs=1, batch_size=16, warmup_epochs=0)
+    hp = HParams(widths=(8, 16), convs_per_block=(1, 1), epochs=1, batch_size=16, warmup_epochs=0,
+                 augment_resampling=resampling)
     fit([tmp_path / "train.npz"], tmp_path / "run", hp, verbose=0)
     fit([tmp_path / "train.npz"], tmp_path / "run", dataclasses.replace(hp, epochs=2), resume=True, verbose=0)
     assert len((tmp_path / "run" / "epochs.csv").read_text().strip().splitlines()) == 3   # header + 2 epochs
@@ -467,7 +473,7 @@ def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path):
 
     trained = keras.models.load_model(tmp_path / "run" / "last.keras", custom_objects=custom_objects())
     augment = [layer.__class__.__name__ for layer in trained.get_layer("augment").layers]
-    assert augment == ["RandomFlip", "RandomAffine", "RandomBrightness", "RandomContrast", "RandomErase"]
+    assert augment == ["RandomFlip", *geometric, "RandomBrightness", "RandomContrast", "RandomErase"]
     predictor = load_for_inference(tmp_path / "run" / "last.keras")
     assert "augment" not in [layer.name for layer in predictor.layers]
     probs = predictor.predict(synthetic_faces(14, 1).faces[..., None].astype(np.float32), verbose=0)

@@ -24,8 +24,16 @@ def _augmenter(hp: HParams):
     layers = []
     if hp.flip:
         layers.append(keras.layers.RandomFlip("horizontal"))
-    if hp.rotation_deg or hp.zoom or hp.shift:
-        layers.append(RandomAffine(hp.rotation_deg, hp.zoom, hp.shift))
+    if hp.augment_resampling == "once":
+        if hp.rotation_deg or hp.zoom or hp.shift:
+            layers.append(RandomAffine(hp.rotation_deg, hp.zoom, hp.shift))
+    else:
+        if hp.rotation_deg:
+            layers.append(keras.layers.RandomRotation(hp.rotation_deg / 360.0, fill_mode="nearest"))
+        if hp.zoom:
+            layers.append(keras.layers.RandomZoom(hp.zoom, fill_mode="nearest"))
+        if hp.shift:
+            layers.append(keras.layers.RandomTranslation(hp.shift, hp.shift, fill_mode="nearest"))
     if hp.brightness:
         layers.append(keras.layers.RandomBrightness(hp.brightness, value_range=(0, 255)))
     if hp.contrast:
@@ -84,7 +92,8 @@ def _random_affine_class():
 
         Keras' RandomRotation, RandomZoom and RandomTranslation in a row resample each face
         three times, and every bilinear resample softens it (about a Gaussian of sigma 0.4 each,
-        0.7 for the three): the network then never sees a face as crisp as the camera's.
+        0.7 for the three): the network then never sees a face as crisp as the camera's. Used with
+        ``HParams.augment_resampling = "once"``.
         """
 
         def __init__(self, rotation_deg: float = 10.0, zoom: float = 0.1, shift: float = 0.1, **kwargs):
