@@ -97,7 +97,8 @@ def _random_affine_class():
         """
 
         def __init__(self, rotation_deg: float = 10.0, zoom: float = 0.1, shift: float = 0.1, **kwargs):
-            # float32 whatever the global policy: the transform has no bfloat16 kernel on every CPU
+            # float32 whatever the global policy: interpolated in bfloat16, 0..255 pixel values would
+            # keep only 8 significant bits
             kwargs.setdefault("dtype", "float32")
             super().__init__(**kwargs)
             self.rotation_deg, self.zoom, self.shift = float(rotation_deg), float(zoom), float(shift)
