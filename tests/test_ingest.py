@@ -194,3 +194,6 @@ def test_cli_ingest(tree, tmp_path, capsys):
     assert "14 pictures, 8 faces, 6 rejects" in text
     assert (tmp_path / "data" / "seed.rejects.csv").exists() and "0.12" in (tmp_path / "data" / "seed.summary.md").read_text()
     assert main(["ingest", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith(f"moodcam-train ingest: error: {tmp_path / 'missing'}")
+    assert main(["ingest", str(tree), "--out", str(out), "--quiet", "--upsample", "5"]) == 2
+    assert "moodcam-train ingest: error: --upsample [5]: levels must be 0..3" in capsys.readouterr().err

@@ -106,6 +106,21 @@ def test_evaluate_json_contract_matches_export(trained_run, capsys, tmp_path):
     assert keras_result["accuracy"] == pytest.approx(load_sidecar(tflite).metrics["val_accuracy_float"], abs=1e-4)
 
 
+def test_fit_reports_user_errors_in_one_line(trained_run, tmp_path, capsys):
+    """No traceback for a mistake the user can fix: the command, the file or key, and what to do."""
+    run, val, _ = trained_run
+    capsys.readouterr()
+    assert train_cli(["fit", str(val), "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("moodcam-train fit: error: run folder ") and "is not empty; pass --resume" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "typo.toml").write_text("learning_rat = 0.01\n")
+    assert train_cli(["fit", str(val), "--out", str(tmp_path / "r"), "--config", str(tmp_path / "typo.toml")]) == 2
+    assert "typo.toml: unknown key 'learning_rat'; did you mean 'learning_rate'?" in capsys.readouterr().err
+    assert train_cli(["fit", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r2")]) == 2
+    assert f"moodcam-train fit: error: data set {tmp_path / 'missing.npz'} does not exist" in capsys.readouterr().err
+
+
 def test_export_refuses_when_int8_loses_too_much(trained_run, tmp_path, capsys):
     run, _, _ = trained_run
     out = tmp_path / "refused"

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.cliutil import report_error
+
 HELP = "train the CNN on one or more data sets"
 
 
@@ -27,8 +29,12 @@ def run(args) -> int:
     from trainer.fit import fit
     from trainer.hparams import load_hparams
 
-    hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, seed=args.seed,
-                      learning_rate=args.learning_rate)
-    best = fit(args.data, args.out, hp, val_data=args.val, resume=args.resume, init_from=args.init, teachers=args.teacher)
+    try:
+        hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+                          seed=args.seed, learning_rate=args.learning_rate)
+        best = fit(args.data, args.out, hp, val_data=args.val, resume=args.resume, init_from=args.init,
+                   teachers=args.teacher)
+    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+        return report_error("moodcam-train fit", exc)
     print(f"best model: {best}")
     return 0

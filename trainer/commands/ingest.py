@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.cliutil import report_error
+
 HELP = "cut faces out of pictures with dlib into an .npz data set"
 DESCRIPTION = (
     "Walk PICTURES (one folder per search phrase; the label is the emotion word in the folder name), "
@@ -47,11 +49,9 @@ def run(args) -> int:
         crop = CropParams.from_dict({"size": args.size, "margin": args.margin})
         label_map = parse_label_map(args.label_map)
     except ValueError as exc:
-        print(f"error: {exc}")
-        return 2
+        return report_error("moodcam-train ingest", exc)
     if any(u < 0 or u > 3 for u in args.upsample):
-        print(f"error: --upsample {args.upsample}: levels must be 0..3 (each level is 4x the pixels)")
-        return 2
+        return report_error("moodcam-train ingest", f"--upsample {args.upsample}: levels must be 0..3 (each level is 4x the pixels)")
     options = IngestOptions(
         crop=crop,
         detect=replace(IngestOptions().detect, upsample=tuple(args.upsample), mirror=not args.no_mirror,
@@ -61,8 +61,7 @@ def run(args) -> int:
     try:
         report = ingest(args.pictures, options, label_map, progress=not args.quiet)
     except FileNotFoundError as exc:
-        print(f"error: {exc}")
-        return 2
+        return report_error("moodcam-train ingest", exc)
     paths = write_outputs(report, args.out, options, root=args.pictures)
     print(summary_table(report))
     print(f"{len(report.results)} pictures, {len(report.dataset)} faces, {len(report.rejects)} rejects, "
