@@ -119,6 +119,10 @@ def test_fit_reports_user_errors_in_one_line(trained_run, tmp_path, capsys):
     assert "typo.toml: unknown key 'learning_rat'; did you mean 'learning_rate'?" in capsys.readouterr().err
     assert train_cli(["fit", str(tmp_path / "missing.npz"), "--out", str(tmp_path / "r2")]) == 2
     assert f"moodcam-train fit: error: data set {tmp_path / 'missing.npz'} does not exist" in capsys.readouterr().err
+    assert train_cli(["fit", str(val), "--out", str(tmp_path / "r3"), "--init", str(tmp_path / "nope.keras")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"moodcam-train fit: error: --init {tmp_path / 'nope.keras'} does not exist")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_export_refuses_when_int8_loses_too_much(trained_run, tmp_path, capsys):

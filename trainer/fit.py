@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -160,24 +162,80 @@ def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), 
     with a fresh optimizer and this run's schedule. ``teachers`` (run folders or .keras models)
     turn on knowledge distillation: see :mod:`trainer.distill` and ``HParams.distill_weight``.
     """
+    return prepare_run(data, run, hp, val_data=val_data, resume=resume, init_from=init_from,
+                       teachers=teachers).train(verbose)
+
+
+@dataclass
+class PreparedRun:
+    """A run folder with its data loaded and its model built or resumed, ready to train.
+
+    Preparing is where every mistake a user can make shows up (a run folder that is not
+    empty, a missing data set, settings that differ from the run being resumed), so the CLI
+    reports those in one line and lets anything raised during training keep its traceback.
+    """
+    run: Path
+    hp: HParams
+    policy: str
+    model: object
+    train_data: FaceDataset
+    val_data: FaceDataset
+    targets: np.ndarray | None
+    state: _RunState
+
+    def train(self, verbose: int = 1) -> Path:
+        """Train from the epoch after the last checkpoint to ``hp.epochs``; return ``best.keras``."""
+        hp = self.hp
+        weights = class_weights(self.train_data.labels, hp.class_weighting)
+        steps = lambda ds: math.ceil(len(ds) / hp.batch_size)  # noqa: E731
+        with _precision(self.policy):
+            self.model.fit(_tf_dataset(self.train_data, hp, True, weights, self.targets),
+                           validation_data=_tf_dataset(self.val_data, hp, False, None),
+                           steps_per_epoch=steps(self.train_data), validation_steps=steps(self.val_data),
+                           epochs=hp.epochs, initial_epoch=self.state.data["epoch"] + 1,
+                           callbacks=_callbacks(self.run, hp, self.state), verbose=verbose)
+        return self.run / "best.keras"
+
+
+@contextmanager
+def _precision(policy: str):
+    # The policy is process-wide; leave it as found (tests fit several models in one process).
     import keras
 
-    from trainer.model import resolve_precision
-
-    policy = resolve_precision(hp.precision)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        return _fit(data, run, hp, policy, val_data=val_data, resume=resume, init_from=init_from,
-                    teachers=[Path(t) for t in teachers], verbose=verbose)
-    finally:  # the policy is process-wide; leave it as found (tests fit several models in one process)
+        yield
+    finally:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, teachers, verbose) -> Path:
+def prepare_run(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), resume: bool = False,
+                init_from: Path | None = None, teachers: list[Path] = ()) -> PreparedRun:
+    """Check the run folder and settings, load the data and build (or resume) the model; see :func:`fit`."""
+    from trainer.model import resolve_precision
+
+    policy = resolve_precision(hp.precision)
+    with _precision(policy):
+        return _prepare(data, Path(run), hp, policy, val_data=val_data, resume=resume, init_from=init_from,
+                        teachers=[Path(t) for t in teachers])
+
+
+def _check_resumable(run: Path, hp: HParams) -> None:
+    saved = json.loads((run / "hparams.json").read_text())
+    # Only the epoch count may change on resume (to extend a run); anything else would make
+    # the checkpoint and the new settings disagree silently.
+    # A key the saved file lacks (a run older than the key) counts as its default.
+    defaults = HParams().to_dict()
+    changed = sorted(k for k, v in hp.to_dict().items() if k != "epochs" and saved.get(k, defaults[k]) != v)
+    if changed:
+        raise ValueError(f"{run}/hparams.json differs from the hyper-parameters given in {changed}; "
+                         "resume with the same --config")
+
+
+def _prepare(data, run: Path, hp: HParams, policy: str, *, val_data, resume, init_from, teachers) -> PreparedRun:
     import keras
 
-    run = Path(run)
     if run.exists() and any(run.iterdir()) and not resume:
         raise FileExistsError(f"run folder {run} is not empty; pass --resume to continue it or choose another --out")
     run.mkdir(parents=True, exist_ok=True)
@@ -185,15 +243,7 @@ def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, te
     train, val, summary = load_training_data([Path(p) for p in data], [Path(p) for p in val_data], hp)
     state = _RunState(run)
     if resume and (run / "hparams.json").exists():
-        saved = json.loads((run / "hparams.json").read_text())
-        # Only the epoch count may change on resume (to extend a run); anything else would make
-        # the checkpoint and the new settings disagree silently.
-        # A key the saved file lacks (a run older than the key) counts as its default.
-        defaults = HParams().to_dict()
-        changed = sorted(k for k, v in hp.to_dict().items() if k != "epochs" and saved.get(k, defaults[k]) != v)
-        if changed:
-            raise ValueError(f"{run}/hparams.json differs from the hyper-parameters given in {changed}; "
-                             "resume with the same --config")
+        _check_resumable(run, hp)
     (run / "hparams.json").write_text(json.dumps(hp.to_dict(), indent=2))
     summary["precision"] = policy
     targets = None  # one-hot labels
@@ -203,30 +253,28 @@ def _fit(data, run, hp: HParams, policy: str, *, val_data, resume, init_from, te
         summary["teachers"] = [str(t) for t in teachers]
         targets = training_targets(train.labels, len(LABELS), cached_teacher_probabilities(run, teachers, train),
                                    hp.distill_weight, hp.distill_temperature)
+    if init_from is not None and not (resume and (run / "last.keras").exists()):
+        summary["init_from"] = str(init_from)
     (run / "data.json").write_text(json.dumps(summary, indent=2))
-    if resume and (run / "last.keras").exists():
-        from trainer.model import custom_objects
+    return PreparedRun(run, hp, policy, _build_or_resume(run, hp, state, init_from), train, val, targets, state)
 
-        model = keras.models.load_model(run / "last.keras", custom_objects=custom_objects())
+
+def _build_or_resume(run: Path, hp: HParams, state: _RunState, init_from: Path | None):
+    import keras
+
+    from trainer.model import custom_objects, make_model
+
+    if (run / "last.keras").exists():
+        # Only reached with resume=True: without it a non-empty run folder was refused above.
         print(f"resuming {run} after epoch {state.data['epoch'] + 1}")
-    else:
-        from trainer.model import make_model
-
-        model = make_model(hp, len(LABELS))
-        if init_from is not None:
-            from trainer.model import custom_objects
-
-            source = keras.models.load_model(init_from, custom_objects=custom_objects())
-            model.set_weights(source.get_weights())
-            summary["init_from"] = str(init_from)
-            (run / "data.json").write_text(json.dumps(summary, indent=2))
-        model.compile(optimizer=make_optimizer(hp),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
-                      metrics=["accuracy"])
-    weights = class_weights(train.labels, hp.class_weighting)
-    steps = lambda ds: math.ceil(len(ds) / hp.batch_size)  # noqa: E731
-    model.fit(_tf_dataset(train, hp, True, weights, targets), validation_data=_tf_dataset(val, hp, False, None),
-              steps_per_epoch=steps(train), validation_steps=steps(val),
-              epochs=hp.epochs, initial_epoch=state.data["epoch"] + 1,
-              callbacks=_callbacks(run, hp, state), verbose=verbose)
-    return run / "best.keras"
+        return keras.models.load_model(run / "last.keras", custom_objects=custom_objects())
+    model = make_model(hp, len(LABELS))
+    if init_from is not None:
+        if not Path(init_from).exists():
+            raise FileNotFoundError(f"--init {init_from} does not exist; give a .keras model (a run's last.keras or best.keras)")
+        source = keras.models.load_model(init_from, custom_objects=custom_objects())
+        model.set_weights(source.get_weights())
+    model.compile(optimizer=make_optimizer(hp),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+                  metrics=["accuracy"])
+    return model

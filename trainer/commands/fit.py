@@ -26,15 +26,17 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from trainer.fit import fit
+    from trainer.fit import prepare_run
     from trainer.hparams import load_hparams
 
     try:
         hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                           seed=args.seed, learning_rate=args.learning_rate)
-        best = fit(args.data, args.out, hp, val_data=args.val, resume=args.resume, init_from=args.init,
-                   teachers=args.teacher)
+        prepared = prepare_run(args.data, args.out, hp, val_data=args.val, resume=args.resume,
+                               init_from=args.init, teachers=args.teacher)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         return report_error("moodcam-train fit", exc)
+    # Outside the catch: an error raised while training is a bug, and keeps its traceback.
+    best = prepared.train()
     print(f"best model: {best}")
     return 0
