@@ -89,7 +89,7 @@ def latency_ms(tflite_bytes: bytes, size: int, *, runs: int = 200, seed: int = 0
 
 
 def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: float = 1.0,
-               checkpoint: str = "best.keras", margin: float | None = None,
+               checkpoint: str = "best.keras", margin: float | None = None, input_blur: float | None = None,
                samples: int = 500, test_data: list[Path] = (), log=print) -> Path:
     """Export a fit run folder to ``out.tflite`` + ``out.json``; returns the .tflite path.
 
@@ -98,6 +98,8 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     measures float vs int8 on the validation faces. Refuses (ExportRefused, nothing written) when
     int8 accuracy is more than ``max_drop_points`` below float, unless ``force``. Each of
     ``test_data`` (faces: .npz or <label>/ folders) is scored with the int8 model and recorded.
+    ``input_blur`` replaces the run's ``HParams.input_blur`` (sigma in pixels; 0 = none) and is
+    recorded in the sidecar's ``hparams`` as the blur the model applies.
     """
     import contextlib
     import dataclasses
@@ -113,9 +115,11 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     from edge.runtime import interpreter_class
     from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
     from trainer.fit import load_training_data
-    from trainer.hparams import load_hparams
+    from trainer.hparams import load_hparams, load_run_hparams
     from trainer.model import load_for_inference
-    hp = load_hparams(None, **json.loads((run / "hparams.json").read_text()))
+    hp = load_run_hparams(run)
+    if input_blur is not None:
+        hp = load_hparams(None, **(hp.to_dict() | {"input_blur": input_blur}))  # validated like a config key
     data_info = json.loads((run / "data.json").read_text())
     train_paths = [Path(p) for p in data_info.get("train_sources", [])]
     val_paths = data_info.get("val_sources")
@@ -129,7 +133,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     if margin is not None:
         crop = dataclasses.replace(crop, margin=margin)
 
-    model = load_for_inference(run / checkpoint)
+    model = load_for_inference(run / checkpoint, hp.input_blur)
     blur = f", input blur sigma {hp.input_blur:g}" if hp.input_blur > 0 else ""
     log(f"converting {run / checkpoint} to int8 ({min(samples, len(train))} representative training faces{blur})")
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints every captured tensor

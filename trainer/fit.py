@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.labels import LABELS
 from trainer.datasets import FaceDataset, concat, load_dataset, one_hot, stratified_split
-from trainer.hparams import HParams
+from trainer.hparams import HParams, saved_hparams
 
 
 def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
@@ -222,10 +222,10 @@ def prepare_run(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path
 
 
 def _check_resumable(run: Path, hp: HParams) -> None:
-    saved = json.loads((run / "hparams.json").read_text())
+    saved = saved_hparams(run)
     # Only the epoch count may change on resume (to extend a run); anything else would make
     # the checkpoint and the new settings disagree silently.
-    # A key the saved file lacks (a run older than the key) counts as its default.
+    # A key the saved file lacks (a run older than the key) counts as it was then, else its default.
     defaults = HParams().to_dict()
     changed = sorted(k for k, v in hp.to_dict().items() if k != "epochs" and saved.get(k, defaults[k]) != v)
     if changed:

@@ -204,21 +204,19 @@ def inference_model(model, input_blur: float = 0.0):
     return keras.Model(inputs, x, name=model.name)
 
 
-def load_for_inference(keras_file: Path):
+def load_for_inference(keras_file: Path, input_blur: float | None = None):
     """A saved ``.keras`` model ready to predict or export: float32 (see :func:`as_float32`),
     no augmentation, and the input blur of the run it belongs to (its ``hparams.json``; a bare
-    file gets the default)."""
-    import json
-
+    file gets the default), or ``input_blur`` when given. The blur is never applied in training,
+    so it can be chosen after a run ends, on its validation faces."""
     import keras
 
-    from trainer.hparams import load_hparams
+    from trainer.hparams import load_run_hparams
 
     keras_file = Path(keras_file)
-    saved = keras_file.parent / "hparams.json"
-    hp = load_hparams(None, **json.loads(saved.read_text())) if saved.is_file() else HParams()
+    hp = load_run_hparams(keras_file.parent) if (keras_file.parent / "hparams.json").is_file() else HParams()
     model = as_float32(keras.models.load_model(keras_file, custom_objects=custom_objects(), compile=False))
-    return inference_model(model, hp.input_blur)
+    return inference_model(model, hp.input_blur if input_blur is None else input_blur)
 
 
 def make_model(hp: HParams = HParams(), num_classes: int = 7):

@@ -27,6 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint", default="best.keras", help="which checkpoint of the run (best.keras or last.keras)")
     p.add_argument("--samples", type=int, default=500, help="representative training faces for int8 calibration")
     p.add_argument("--margin", type=float, help="override the crop margin recorded in the sidecar")
+    p.add_argument("--input-blur", type=float, metavar="SIGMA",
+                   help="override the run's input_blur: the Gaussian sigma (pixels, 0 = none) the exported model "
+                        "applies to its input; choose it on validation faces")
     p.add_argument("--test", type=Path, nargs="*", default=[], metavar="DATA",
                    help="face data sets (e.g. FER2013 PublicTest) scored with the int8 model and recorded in the sidecar")
 
@@ -39,9 +42,11 @@ def run(args) -> int:
     tflite = Path(str(args.out) if str(args.out).endswith(".tflite") else str(args.out) + ".tflite")
     if tflite.exists() and not args.force:
         return report_error("moodcam-train export", f"{tflite} exists; pass --force to replace it")
+    if args.input_blur is not None and not 0.0 <= args.input_blur <= 2.0:
+        return report_error("moodcam-train export", f"--input-blur {args.input_blur:g}: use a sigma from 0 (off) to 2 pixels")
     try:
         path = export_run(args.run, args.out, force=args.force, max_drop_points=args.max_drop,
-                          checkpoint=args.checkpoint, margin=args.margin, samples=args.samples,
+                          checkpoint=args.checkpoint, margin=args.margin, input_blur=args.input_blur, samples=args.samples,
                           test_data=args.test)
     except ExportRefused as exc:
         print(f"moodcam-train export: refused: {exc}", file=sys.stderr)
