@@ -421,6 +421,31 @@ def test_input_blur_and_resampling_settings_are_checked(tmp_path):
         load_hparams(tmp_path / "bad.toml")
 
 
+def test_init_starts_from_another_models_weights_and_stays_on_record(tmp_path):
+    """``--init`` copies a model's weights into a fresh run (with its own optimizer); with a zero
+    learning rate the kernels stay exactly those. ``data.json`` names the source, also after a resume."""
+    import keras
+
+    from trainer.fit import fit
+    from trainer.hparams import load_hparams
+    from trainer.model import custom_objects
+
+    save_npz(synthetic_faces(70, 0), tmp_path / "train.npz")
+    (tmp_path / "tiny.toml").write_text(TINY_CONFIG.replace("epochs = 2", "epochs = 1"))
+    hp = load_hparams(tmp_path / "tiny.toml")
+    source = fit([tmp_path / "train.npz"], tmp_path / "a", hp, verbose=0)
+    frozen = load_hparams(tmp_path / "tiny.toml", learning_rate=0.0)
+    fit([tmp_path / "train.npz"], tmp_path / "b", frozen, init_from=source, verbose=0)
+    kernels = lambda path: [w.numpy() for w in keras.models.load_model(path, custom_objects=custom_objects()).weights  # noqa: E731
+                            if "kernel" in w.path]
+    for a, b in zip(kernels(source), kernels(tmp_path / "b" / "last.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert json.loads((tmp_path / "b" / "data.json").read_text())["init_from"] == str(source)
+    fit([tmp_path / "train.npz"], tmp_path / "b", load_hparams(tmp_path / "tiny.toml", learning_rate=0.0, epochs=2),
+        resume=True, verbose=0)
+    assert json.loads((tmp_path / "b" / "data.json").read_text())["init_from"] == str(source)
+
+
 def test_resume_accepts_a_run_saved_before_a_key_existed(tmp_path):
     """Runs written by an older moodcam lack newer HParams keys; resuming one must not be refused
     as if its settings had changed. A missing key means what such a run was trained with

@@ -253,7 +253,12 @@ def _prepare(data, run: Path, hp: HParams, policy: str, *, val_data, resume, ini
         summary["teachers"] = [str(t) for t in teachers]
         targets = training_targets(train.labels, len(LABELS), cached_teacher_probabilities(run, teachers, train),
                                    hp.distill_weight, hp.distill_temperature)
-    if init_from is not None and not (resume and (run / "last.keras").exists()):
+    if resume and (run / "last.keras").exists() and (run / "data.json").exists():
+        # A resumed run continues its own weights; what they first came from stays on record.
+        previous = json.loads((run / "data.json").read_text())
+        if "init_from" in previous:
+            summary["init_from"] = previous["init_from"]
+    elif init_from is not None:
         summary["init_from"] = str(init_from)
     (run / "data.json").write_text(json.dumps(summary, indent=2))
     return PreparedRun(run, hp, policy, _build_or_resume(run, hp, state, init_from), train, val, targets, state)
