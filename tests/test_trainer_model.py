@@ -421,6 +421,60 @@ def test_input_blur_and_resampling_settings_are_checked(tmp_path):
         load_hparams(tmp_path / "bad.toml")
 
 
+def test_mixup_blends_face_target_and_weight_with_one_lambda(tmp_path):
+    """Each mixed item is lambda * itself + (1 - lambda) * one partner of its batch, with the same
+    lambda for the face, the target and the class weight; the same seed and step mix the same way."""
+    from trainer.fit import _tf_dataset, mixup
+    from trainer.hparams import load_hparams
+
+    n = len(LABELS)
+    faces = np.stack([np.full((48, 48), 10 * k, np.uint8) for k in range(n)])
+    ds = FaceDataset(faces, np.arange(n), np.array([f"flat#{k}" for k in range(n)]), np.full((n, 4), -1, np.int32))
+    hp = load_hparams(None, batch_size=n, mixup_alpha=0.4, seed=7)
+    weights = {k: 1.0 + k for k in range(n)}
+    batches = _tf_dataset(ds, hp, True, weights).take(20)
+    mixed_rows = 0
+    for x, y, w in batches:
+        x, y, w = x.numpy(), y.numpy(), w.numpy()
+        np.testing.assert_allclose(y.sum(1), 1.0, rtol=1e-5)
+        for row in range(n):
+            # the target's share of each class is that class's weight in the blend
+            share = y[row]
+            np.testing.assert_allclose(x[row].ravel(), share @ (10.0 * np.arange(n)), rtol=1e-4, atol=1e-3)
+            np.testing.assert_allclose(w[row], share @ (1.0 + np.arange(n)), rtol=1e-5)
+            assert (share > 1e-6).sum() <= 2
+            mixed_rows += int(0.05 < share.max() < 0.95)
+    assert mixed_rows > 10  # alpha 0.4 blends many items visibly, not only by a hair
+    one = load_hparams(None, batch_size=n, mixup_alpha=0.0)
+    x0, y0 = next(iter(_tf_dataset(ds, one, True, None)))
+    assert set(np.unique(y0.numpy())) == {0.0, 1.0}  # off: plain one-hot targets
+    batch = (tf_constant(faces[..., None].astype(np.float32)), tf_constant(np.eye(n, dtype=np.float32)))
+    for a, b in zip(mixup(batch, 0.4, (3, 5)), mixup(batch, 0.4, (3, 5)), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(mixup(batch, 0.4, (3, 5))[1].numpy(), mixup(batch, 0.4, (3, 6))[1].numpy())
+    (tmp_path / "bad.toml").write_text("mixup_alpha = 2\n")
+    with pytest.raises(ValueError, match=r"bad.toml: key 'mixup_alpha' is 2; use 0 \(off\) to 1"):
+        load_hparams(tmp_path / "bad.toml")
+
+
+def test_fit_with_mixup_trains_and_records_it(tmp_path):
+    from trainer.fit import fit
+    from trainer.hparams import load_hparams
+
+    save_npz(synthetic_faces(70, 0), tmp_path / "train.npz")
+    (tmp_path / "tiny.toml").write_text(TINY_CONFIG + "mixup_alpha = 0.2\n")
+    fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "tiny.toml"), verbose=0)
+    assert json.loads((tmp_path / "run" / "hparams.json").read_text())["mixup_alpha"] == 0.2
+    rows = (tmp_path / "run" / "epochs.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and all(np.isfinite(float(v)) for r in rows for v in r.split(","))
+
+
+def tf_constant(a):
+    import tensorflow as tf
+
+    return tf.constant(a)
+
+
 def test_init_starts_from_another_models_weights_and_stays_on_record(tmp_path):
     """``--init`` copies a model's weights into a fresh run (with its own optimizer); with a zero
     learning rate the kernels stay exactly those. ``data.json`` names the source, also after a resume."""
@@ -453,17 +507,17 @@ def test_resume_accepts_a_run_saved_before_a_key_existed(tmp_path):
     from trainer.fit import fit
     from trainer.hparams import BEFORE_THE_KEY, load_hparams, load_run_hparams
 
-    assert BEFORE_THE_KEY == {"augment_resampling": "chained", "input_blur": 0.0}
+    assert BEFORE_THE_KEY == {"augment_resampling": "chained", "input_blur": 0.0, "mixup_alpha": 0.0}
     save_npz(synthetic_faces(70, 0), tmp_path / "train.npz")
     old_style = TINY_CONFIG.replace("epochs = 2", "epochs = 1").replace("input_blur = 0.6", 'input_blur = 0.0\naugment_resampling = "chained"')
     (tmp_path / "old.toml").write_text(old_style)
     fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "old.toml"), verbose=0)
     saved = json.loads((tmp_path / "run" / "hparams.json").read_text())
-    for key in ("augment_resampling", "input_blur", "distill_weight"):  # as a run from before these keys
+    for key in ("augment_resampling", "input_blur", "distill_weight", "mixup_alpha"):  # as a run from before these keys
         del saved[key]
     (tmp_path / "run" / "hparams.json").write_text(json.dumps(saved))
     loaded = load_run_hparams(tmp_path / "run")
-    assert (loaded.augment_resampling, loaded.input_blur, loaded.distill_weight) == ("chained", 0.0, 0.5)
+    assert (loaded.augment_resampling, loaded.input_blur, loaded.distill_weight, loaded.mixup_alpha) == ("chained", 0.0, 0.5, 0.0)
     fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "old.toml", epochs=2), resume=True, verbose=0)
     assert len((tmp_path / "run" / "epochs.csv").read_text().strip().splitlines()) == 3   # header + 2 epochs
     # settings that are not what that run was trained with are refused, naming both keys (the

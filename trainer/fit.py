@@ -84,7 +84,29 @@ def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | No
     options = tf.data.Options()
     options.autotune.enabled = False
     options.experimental_optimization.inject_prefetch = False
-    return data.batch(hp.batch_size).repeat().with_options(options)
+    data = data.batch(hp.batch_size).repeat()
+    if training and hp.mixup_alpha > 0:
+        data = data.enumerate().map(lambda step, batch: mixup(batch, hp.mixup_alpha, (hp.seed, step)))
+    return data.with_options(options)
+
+
+def mixup(batch: tuple, alpha: float, seed) -> tuple:
+    """Blend each item of a batch (face, target and sample weight alike) with another item of the
+    same batch, lambda ~ Beta(alpha, alpha) per item. Stateless random ops seeded by (run seed, step):
+    the same run mixes the same pairs."""
+    import tensorflow as tf
+
+    n = tf.shape(batch[0])[0]
+    seeds = tf.random.experimental.stateless_split(tf.cast(tf.stack(seed), tf.int64), 3)
+    g1 = tf.random.stateless_gamma([n], seeds[0], alpha)
+    g2 = tf.random.stateless_gamma([n], seeds[1], alpha)
+    lam = g1 / tf.maximum(g1 + g2, 1e-12)  # Beta(alpha, alpha) from two gammas
+    partner = tf.argsort(tf.random.stateless_uniform([n], seeds[2]))
+    mixed = []
+    for item in batch:
+        weight = tf.cast(tf.reshape(lam, [-1] + [1] * (len(item.shape) - 1)), item.dtype)
+        mixed.append(weight * item + (1.0 - weight) * tf.gather(item, partner))
+    return tuple(mixed)
 
 
 class _RunState:
