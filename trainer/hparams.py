@@ -64,7 +64,8 @@ class HParams:
     mixup_alpha: float = 0.0        # mixup (Zhang et al. 2018): each training face is blended with another
                                     # of its batch, lambda ~ Beta(alpha, alpha), and so are their targets
                                     # and class weights. A regulariser against the train/validation gap
-                                    # (83 % / 66 % at the end of runs/v2). 0 = off, the shipped recipe
+                                    # (83 % / 66 % at the end of runs/v2). 0 = off, the shipped recipe;
+                                    # 0.2 (runs/v8mix) lost 0.4 point on single validation faces
     # --- inference only ---
     input_blur: float = 0.6         # Gaussian sigma (pixels) the exported and evaluated model applies to its
                                     # input (never in training, so `export --input-blur` can re-choose it).
