@@ -606,3 +606,61 @@ def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path, resamplin
     assert "augment" not in [layer.name for layer in predictor.layers]
     probs = predictor.predict(synthetic_faces(14, 1).faces[..., None].astype(np.float32), verbose=0)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_ensemble_averages_its_members_and_exports_as_one_model(trained_run, tmp_path, capsys):
+    """``moodcam-train ensemble`` puts two real runs into one graph that returns the mean of their
+    probabilities; evaluate and export take its folder like a fit run, and the int8 file is one
+    model whose sidecar names the members."""
+    from trainer.model import load_for_inference
+
+    run, val, single_tflite = trained_run
+    root = val.parent
+    other = tmp_path / "runs" / "tiny-seed7"
+    assert train_cli(["fit", str(root / "train.npz"), "--val", str(val), "--out", str(other),
+                      "--config", str(root / "tiny.toml"), "--seed", "7"]) == 0
+    ensemble = tmp_path / "runs" / "pair"
+    assert train_cli(["ensemble", str(run), str(other), "--out", str(ensemble), "--checkpoint", "best.keras"]) == 0
+
+    faces = np.load(val)["faces"]
+    x = faces[..., None].astype(np.float32)
+    members = [load_for_inference(r / "best.keras").predict(x, verbose=0) for r in (run, other)]
+    assert np.abs(members[0] - members[1]).max() > 1e-3, "two seeds must differ for the mean to be tested"
+    combined = load_for_inference(ensemble / "ensemble.keras").predict(x, verbose=0)  # with the runs' blur 0.6
+    np.testing.assert_allclose(combined, (members[0] + members[1]) / 2, atol=1e-5)
+
+    labels = np.load(val)["labels"]
+    capsys.readouterr()
+    assert train_cli(["evaluate", str(ensemble), str(val), "--json"]) == 0
+    assert last_json_line(capsys.readouterr().out)["accuracy"] == pytest.approx(np.mean(combined.argmax(1) == labels), abs=1e-6)
+
+    out = tmp_path / "models" / "pair"
+    assert train_cli(["export", str(ensemble), "--out", str(out), "--samples", "100"]) == 0
+    meta = load_sidecar(out.with_suffix(".tflite"))
+    assert meta.extra["checkpoint"] == "ensemble.keras"
+    assert [m["run"] for m in meta.extra["ensemble"]["members"]] == [str(run), str(other)]
+    assert [m["seed"] for m in meta.extra["ensemble"]["members"]] == [1337, 7]
+    assert meta.metrics["val_accuracy_float"] == pytest.approx(np.mean(combined.argmax(1) == labels), abs=1e-4)
+    assert meta.metrics["int8_top1_agreement"] >= 0.9
+    # twice the weights of one member, in one file
+    assert meta.metrics["tflite_bytes"] > 1.5 * load_sidecar(single_tflite).metrics["tflite_bytes"] - 20_000
+    capsys.readouterr()
+    assert train_cli(["fit", str(root / "train.npz"), "--out", str(ensemble), "--resume"]) == 2
+    assert "is an ensemble folder written by 'moodcam-train ensemble'; it cannot be trained" in capsys.readouterr().err
+
+
+def test_ensemble_refuses_members_that_do_not_share_their_data(trained_run, tmp_path, capsys):
+    run, _, _ = trained_run
+    stranger = tmp_path / "stranger"
+    shutil.copytree(run, stranger)
+    info = json.loads((stranger / "data.json").read_text())
+    (stranger / "data.json").write_text(json.dumps(info | {"val_sources": ["elsewhere/val.npz"]}))
+    capsys.readouterr()
+    assert train_cli(["ensemble", str(run), str(stranger), "--out", str(tmp_path / "e"), "--checkpoint", "best.keras"]) == 2
+    err = capsys.readouterr().err
+    assert "stranger/data.json has val_sources ['elsewhere/val.npz']" in err and "must share" in err
+    assert not (tmp_path / "e").exists()
+    assert train_cli(["ensemble", str(run), "--out", str(tmp_path / "e")]) == 2
+    assert "needs at least two runs; got 1" in capsys.readouterr().err
+    assert train_cli(["ensemble", str(run), str(tmp_path / "nowhere"), "--out", str(tmp_path / "e")]) == 2
+    assert "nowhere/hparams.json is missing" in capsys.readouterr().err

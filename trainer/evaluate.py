@@ -108,9 +108,14 @@ def load_predictor(model: Path, *, tta: bool = False, tta_zoom: float = 0.0, num
 def resolve_keras(model: Path) -> tuple[Path, CropParams]:
     """(the .keras file, its crop parameters) for a run folder or a .keras file."""
     if model.is_dir():
+        from trainer.ensemble import ENSEMBLE_FILE
+
         keras_file = model / "best.keras"
+        if not keras_file.exists() and (model / ENSEMBLE_FILE).exists():
+            keras_file = model / ENSEMBLE_FILE
         if not keras_file.exists():
-            raise FileNotFoundError(f"{model} has no best.keras; is it a run folder written by 'moodcam-train fit'?")
+            raise FileNotFoundError(f"{model} has no best.keras; is it a run folder written by 'moodcam-train fit' "
+                                    "(or an ensemble folder written by 'moodcam-train ensemble')?")
         return keras_file, run_crop_params(model)
     if model.suffix == ".keras" and model.is_file():
         return model, run_crop_params(model.parent)

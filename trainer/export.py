@@ -89,7 +89,7 @@ def latency_ms(tflite_bytes: bytes, size: int, *, runs: int = 200, seed: int = 0
 
 
 def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: float = 1.0,
-               checkpoint: str = "best.keras", margin: float | None = None, input_blur: float | None = None,
+               checkpoint: str | None = None, margin: float | None = None, input_blur: float | None = None,
                samples: int = 500, test_data: list[Path] = (), log=print) -> Path:
     """Export a fit run folder to ``out.tflite`` + ``out.json``; returns the .tflite path.
 
@@ -99,7 +99,8 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     int8 accuracy is more than ``max_drop_points`` below float, unless ``force``. Each of
     ``test_data`` (faces: .npz or <label>/ folders) is scored with the int8 model and recorded.
     ``input_blur`` replaces the run's ``HParams.input_blur`` (sigma in pixels; 0 = none) and is
-    recorded in the sidecar's ``hparams`` as the blur the model applies.
+    recorded in the sidecar's ``hparams`` as the blur the model applies. ``checkpoint`` defaults
+    to ``best.keras``, or ``ensemble.keras`` in an ensemble folder (``moodcam-train ensemble``).
     """
     import contextlib
     import dataclasses
@@ -107,7 +108,11 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     import io
     import json
 
+    from trainer.ensemble import ENSEMBLE_FILE, ensemble_record
+
     run = Path(run)
+    if checkpoint is None:  # a fit run's best epoch, or the one model of an ensemble folder
+        checkpoint = ENSEMBLE_FILE if ensemble_record(run) is not None else "best.keras"
     for needed in ("hparams.json", "data.json", checkpoint):
         if not (run / needed).is_file():
             raise FileNotFoundError(f"{run / needed} is missing; is {run} a run folder written by 'moodcam-train fit'?")
@@ -178,5 +183,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     extra = {"hparams": hp.to_dict(), "run": str(run), "checkpoint": checkpoint,
              "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "representative_samples": min(samples, len(train))}
+    if ensemble_record(run) is not None:  # hparams then describe the first member; this says who they all are
+        extra["ensemble"] = ensemble_record(run)
     data_summary = {k: v for k, v in data_info.items() if k != "crop"}
     return write_model(out, tflite_bytes, crop, data=data_summary, metrics=metrics, extra=extra)

@@ -258,6 +258,9 @@ def _check_resumable(run: Path, hp: HParams) -> None:
 def _prepare(data, run: Path, hp: HParams, policy: str, *, val_data, resume, init_from, teachers) -> PreparedRun:
     import keras
 
+    if (run / "ensemble.json").exists():
+        raise ValueError(f"{run} is an ensemble folder written by 'moodcam-train ensemble'; it cannot be trained "
+                         "or resumed: fit its members (listed in its ensemble.json) and combine them again")
     if run.exists() and any(run.iterdir()) and not resume:
         raise FileExistsError(f"run folder {run} is not empty; pass --resume to continue it or choose another --out")
     run.mkdir(parents=True, exist_ok=True)

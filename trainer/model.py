@@ -195,8 +195,14 @@ def inference_model(model, input_blur: float = 0.0):
     with ``input_blur`` > 0, with an :func:`InputBlur` of that sigma in front."""
     import keras
 
+    from trainer.ensemble import MEAN_LAYER
+
     inputs = keras.Input(model.input_shape[1:], name="gray")
     x = InputBlur(input_blur)(inputs) if input_blur > 0 else inputs
+    if any(layer.name == MEAN_LAYER for layer in model.layers):
+        # An ensemble (trainer.ensemble): its members were stripped when it was combined, and it is
+        # a graph, not a chain of layers; call it whole.
+        return keras.Model(inputs, model(x), name=model.name)
     for layer in model.layers[1:]:
         if layer.name == "augment":
             continue

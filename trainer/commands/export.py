@@ -24,7 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--force", action="store_true", help="write the model even when int8 loses more than --max-drop")
     p.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
                    help="largest int8-vs-float validation accuracy loss accepted, in percentage points (default 1.0)")
-    p.add_argument("--checkpoint", default="best.keras", help="which checkpoint of the run (best.keras or last.keras)")
+    p.add_argument("--checkpoint", help="which checkpoint of the run: best.keras (the default) or last.keras; "
+                                        "an ensemble folder has one, ensemble.keras")
     p.add_argument("--samples", type=int, default=500, help="representative training faces for int8 calibration")
     p.add_argument("--margin", type=float, help="override the crop margin recorded in the sidecar")
     p.add_argument("--input-blur", type=float, metavar="SIGMA",
