@@ -5,6 +5,7 @@ Why: the 1 MB file budget caps parameters, not compute (the shipped network uses
 with flip against 69.19-70.30 % alone, a gain that distilling them into one network of the same
 size lost (model card). Two networks of half the parameters each fit the budget of one, run in
 one ``invoke``, and need nothing new on the edge: the ``.tflite`` still maps a face to 7 scores.
+They do cost the time of both: measured, the pair is not the default model (model card).
 
 An ensemble folder looks like a fit run to ``evaluate`` and ``export``: ``ensemble.keras`` (the
 combined float32 model, without augmentation or input blur), ``hparams.json`` (the first
@@ -84,4 +85,3 @@ def ensemble_record(run: Path) -> dict | None:
     """The ``ensemble.json`` of an ensemble folder, or None for a plain run."""
     path = Path(run) / "ensemble.json"
     return json.loads(path.read_text()) if path.is_file() else None
-

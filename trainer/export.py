@@ -111,8 +111,9 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     from trainer.ensemble import ENSEMBLE_FILE, ensemble_record
 
     run = Path(run)
+    ensemble = ensemble_record(run)
     if checkpoint is None:  # a fit run's best epoch, or the one model of an ensemble folder
-        checkpoint = ENSEMBLE_FILE if ensemble_record(run) is not None else "best.keras"
+        checkpoint = ENSEMBLE_FILE if ensemble is not None else "best.keras"
     for needed in ("hparams.json", "data.json", checkpoint):
         if not (run / needed).is_file():
             raise FileNotFoundError(f"{run / needed} is missing; is {run} a run folder written by 'moodcam-train fit'?")
@@ -183,7 +184,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     extra = {"hparams": hp.to_dict(), "run": str(run), "checkpoint": checkpoint,
              "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "representative_samples": min(samples, len(train))}
-    if ensemble_record(run) is not None:  # hparams then describe the first member; this says who they all are
-        extra["ensemble"] = ensemble_record(run)
+    if ensemble is not None:  # hparams then describe the first member; this says who they all are
+        extra["ensemble"] = ensemble
     data_summary = {k: v for k, v in data_info.items() if k != "crop"}
     return write_model(out, tflite_bytes, crop, data=data_summary, metrics=metrics, extra=extra)
