@@ -30,7 +30,7 @@ def combine_runs(runs: list[Path], out: Path, *, checkpoint: str = "last.keras",
     """
     import keras
 
-    from trainer.hparams import saved_hparams
+    from trainer.hparams import require_run_files, saved_hparams
     from trainer.model import load_for_inference
 
     runs, out = [Path(r) for r in runs], Path(out)
@@ -39,9 +39,7 @@ def combine_runs(runs: list[Path], out: Path, *, checkpoint: str = "last.keras",
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; choose another --out")
     for run in runs:
-        for needed in ("hparams.json", "data.json", checkpoint):
-            if not (run / needed).is_file():
-                raise FileNotFoundError(f"{run / needed} is missing; is {run} a run folder written by 'moodcam-train fit'?")
+        require_run_files(run, "hparams.json", "data.json", checkpoint)
     data = [json.loads((run / "data.json").read_text()) for run in runs]
     for run, info in zip(runs[1:], data[1:]):
         for key in ("train_sources", "val_sources"):

@@ -109,14 +109,13 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     import json
 
     from trainer.ensemble import ENSEMBLE_FILE, ensemble_record
+    from trainer.hparams import require_run_files
 
     run = Path(run)
     ensemble = ensemble_record(run)
     if checkpoint is None:  # a fit run's best epoch, or the one model of an ensemble folder
         checkpoint = ENSEMBLE_FILE if ensemble is not None else "best.keras"
-    for needed in ("hparams.json", "data.json", checkpoint):
-        if not (run / needed).is_file():
-            raise FileNotFoundError(f"{run / needed} is missing; is {run} a run folder written by 'moodcam-train fit'?")
+    require_run_files(run, "hparams.json", "data.json", checkpoint)
 
     from edge.runtime import interpreter_class
     from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn

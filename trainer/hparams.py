@@ -88,6 +88,13 @@ class HParams:
 BEFORE_THE_KEY = {"augment_resampling": "chained", "input_blur": 0.0, "mixup_alpha": 0.0}
 
 
+def require_run_files(run: Path, *names: str) -> None:
+    """FileNotFoundError naming the first of ``names`` that the run folder ``run`` lacks."""
+    for name in names:
+        if not (Path(run) / name).is_file():
+            raise FileNotFoundError(f"{Path(run) / name} is missing; is {run} a run folder written by 'moodcam-train fit'?")
+
+
 def saved_hparams(run: Path) -> dict:
     """A run folder's ``hparams.json``, with the keys an older run lacks filled in as they were then."""
     return BEFORE_THE_KEY | json.loads((Path(run) / "hparams.json").read_text())
