@@ -1,7 +1,7 @@
 """fit -> export -> evaluate through the CLI, the int8 refusal, the --json contract, tampering.
 
 The data is generated here: seven classes of 48x48 "faces" told apart by brightness and a bar's
-position, learnable in two epochs by a tiny CNN, so float vs int8 numbers mean something.
+position, learnable in a few epochs by a tiny CNN, so float vs int8 numbers mean something.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from edge.labels import LABELS
+from edge.machine import cpu_description
 from edge.modelfile import load_sidecar
 from trainer.cli import main as train_cli
 from trainer.datasets import FaceDataset, save_npz
@@ -54,11 +55,13 @@ def last_json_line(text: str) -> dict:
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """(run folder, val.npz, exported .tflite) from a real 2-epoch fit and a real export."""
+    """(run folder, val.npz, exported .tflite) from a real 3-epoch fit and a real export."""
     root = tmp_path_factory.mktemp("trainer_model")
     save_npz(synthetic_faces(700, 0), root / "train.npz")
     save_npz(synthetic_faces(210, 1), root / "val.npz")
-    (root / "tiny.toml").write_text(TINY_CONFIG)
+    # Three epochs, not two: after two, int8 agreed with float on only 85 % of the faces on an AVX2
+    # EPYC (float32 training), the model still too unsettled for the comparison to mean much.
+    (root / "tiny.toml").write_text(TINY_CONFIG.replace("epochs = 2", "epochs = 3"))
     run = root / "runs" / "tiny"
     assert train_cli(["fit", str(root / "train.npz"), "--val", str(root / "val.npz"), "--out", str(run),
                       "--config", str(root / "tiny.toml")]) == 0
@@ -77,6 +80,7 @@ def test_export_sidecar_records_measurements(trained_run):
     assert abs(m["val_accuracy_float"] - m["val_accuracy_int8"]) * 100 == pytest.approx(abs(m["int8_accuracy_drop_points"]), abs=0.02)
     assert 0.9 <= m["int8_top1_agreement"] <= 1.0
     assert m["latency_ms_per_face_1thread"] > 0 and m["tflite_bytes"] == tflite.stat().st_size
+    assert m["latency_cpu"] == cpu_description(), "a latency is only comparable with the CPU it was measured on"
     assert meta.extra["hparams"]["widths"] == [8, 16]
     assert meta.data["train_count"] == 700 and meta.data["val_per_class"]["neutral"] == 30
     assert meta.crop.size == 48
@@ -632,7 +636,8 @@ def test_ensemble_averages_its_members_and_exports_as_one_model(trained_run, tmp
     labels = np.load(val)["labels"]
     capsys.readouterr()
     assert train_cli(["evaluate", str(ensemble), str(val), "--json"]) == 0
-    assert last_json_line(capsys.readouterr().out)["accuracy"] == pytest.approx(np.mean(combined.argmax(1) == labels), abs=1e-6)
+    # the JSON rounds to 4 decimals, so half a step of that is the tolerance
+    assert last_json_line(capsys.readouterr().out)["accuracy"] == pytest.approx(np.mean(combined.argmax(1) == labels), abs=5e-5)
 
     out = tmp_path / "models" / "pair"
     assert train_cli(["export", str(ensemble), "--out", str(out), "--samples", "100"]) == 0
