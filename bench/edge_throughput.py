@@ -301,7 +301,10 @@ def main(argv=None) -> int:
     out = subprocess.run(child, capture_output=True, text=True, check=True)
     ours = json.loads(out.stdout.strip().splitlines()[-1])
     ref = reference_boxes(render)
+    from edge.machine import cpu_description
+
     figures = {
+        "cpu": cpu_description(),  # the classifier's int8 speed differs several times between CPUs
         "frames": len(render), "faces_in_reference": sum(map(len, ref)),
         "settings": {"detect_width": args.detect_width, "upsample": args.upsample, "every_n_frames": args.every_n,
                      "min_face_px": args.min_face_px, "batch": args.batch, "runtime": ours["runtime"],
@@ -319,7 +322,7 @@ def main(argv=None) -> int:
         print(json.dumps(figures))
     else:
         ms = figures["cpu_ms_per_frame"]
-        print(f"frames {figures['frames']}, reference faces {figures['faces_in_reference']}, settings {figures['settings']}")
+        print(f"{figures['cpu']}: frames {figures['frames']}, reference faces {figures['faces_in_reference']}, settings {figures['settings']}")
         print("mean CPU ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items())
               + f" (wall {figures['wall_ms_per_frame']:.2f} ms on this machine as busy as it is)")
         print(f"fps {figures['fps']} (1000 / CPU ms), peak RSS {figures['peak_rss_mb']} MB, "

@@ -117,6 +117,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
         checkpoint = ENSEMBLE_FILE if ensemble is not None else "best.keras"
     require_run_files(run, "hparams.json", "data.json", checkpoint)
 
+    from edge.machine import cpu_description
     from edge.runtime import interpreter_class
     from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
     from trainer.fit import load_training_data
@@ -166,7 +167,8 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
         log(f"test {path}: int8 {result['accuracy']:.2%} on {result['n']} faces (macro F1 {result['macro_f1']:.3f})")
     ms = latency_ms(tflite_bytes, crop.size)
     _, runtime = interpreter_class()
-    log(f"single-threaded latency: {ms} ms per face ({runtime}); file {len(tflite_bytes) / 1024:.0f} KiB")
+    cpu = cpu_description()
+    log(f"single-threaded latency: {ms} ms per face ({runtime} on {cpu}); file {len(tflite_bytes) / 1024:.0f} KiB")
     metrics = {
         "val_n": len(val),
         "val_accuracy_float": round(float_acc, 4),
@@ -175,6 +177,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
         "int8_accuracy_drop_points": round(drop, 2),
         "latency_ms_per_face_1thread": ms,
         "latency_runtime": runtime,
+        "latency_cpu": cpu,  # the figure depends on it several times over (edge.machine)
         "tflite_bytes": len(tflite_bytes),
         "forced": bool(force and drop > max_drop_points),
     }
