@@ -289,22 +289,33 @@ def _prepare(data, run: Path, hp: HParams, policy: str, *, val_data, resume, ini
     return PreparedRun(run, hp, policy, _build_or_resume(run, hp, state, init_from), train, val, targets, state)
 
 
+def compiled_model(hp: HParams):
+    """A new model for ``hp``, compiled as a fresh run trains it (``bench/train_throughput.py``
+    times this very step). Call under the run's precision policy (:func:`_precision`)."""
+    import keras
+
+    from trainer.model import make_model
+
+    model = make_model(hp, len(LABELS))
+    model.compile(optimizer=make_optimizer(hp),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
+                  metrics=["accuracy"])
+    return model
+
+
 def _build_or_resume(run: Path, hp: HParams, state: _RunState, init_from: Path | None):
     import keras
 
-    from trainer.model import custom_objects, make_model
+    from trainer.model import custom_objects
 
     if (run / "last.keras").exists():
         # Only reached with resume=True: without it a non-empty run folder was refused above.
         print(f"resuming {run} after epoch {state.data['epoch'] + 1}")
         return keras.models.load_model(run / "last.keras", custom_objects=custom_objects())
-    model = make_model(hp, len(LABELS))
+    if init_from is not None and not Path(init_from).exists():
+        raise FileNotFoundError(f"--init {init_from} does not exist; give a .keras model (a run's last.keras or best.keras)")
+    model = compiled_model(hp)
     if init_from is not None:
-        if not Path(init_from).exists():
-            raise FileNotFoundError(f"--init {init_from} does not exist; give a .keras model (a run's last.keras or best.keras)")
         source = keras.models.load_model(init_from, custom_objects=custom_objects())
-        model.set_weights(source.get_weights())
-    model.compile(optimizer=make_optimizer(hp),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=hp.label_smoothing),
-                  metrics=["accuracy"])
+        model.set_weights(source.get_weights())  # the optimizer's slots are made at the first step, after this
     return model
