@@ -9,8 +9,9 @@ from edge import machine
 from edge.machine import cpu_description, cpu_flags
 from trainer.model import resolve_precision
 
-# Trimmed /proc/cpuinfo of the three kinds of machine this project has met: an AMX Xeon (the exact
-# model name is an example), an AVX2-only EPYC (as read on one) and a Raspberry Pi 3 (64-bit OS).
+# Trimmed /proc/cpuinfo of three kinds of machine: an AMX Xeon like the one the shipped model was
+# trained on (its model name is an example), an AVX2-only EPYC (as read on one) and a Raspberry Pi 3
+# under a 64-bit OS (the layout its kernel prints: Features, and the board in a Model line).
 XEON_AMX = """processor\t: 0
 vendor_id\t: GenuineIntel
 model\t\t: 143
