@@ -89,7 +89,8 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         ap.error(str(e))
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
-    print(f"{cpu_description()}, {os.cpu_count()} cores (TensorFlow {tf.__version__}, intra-op threads {threads}); "
+    cpu = cpu_description()
+    print(f"{cpu}, {os.cpu_count()} cores (TensorFlow {tf.__version__}, intra-op threads {threads}); "
           f"fit's precision 'auto' here: {resolve_precision('auto')}")
     print(f"model widths {list(hp.widths)}, batch {hp.batch_size}, {hp.epochs} epochs of {args.faces:,} faces; "
           f"{args.steps} steps timed after {args.warmup}\n")
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
             print(f"{policy:<15} {augmentation:<13} {step * 1000:8.0f} {faces_per_s:8.0f} "
                   f"{epoch_s / 60:7.1f} m {epoch_s * hp.epochs / 3600:8.1f} h", flush=True)
     if args.json:
-        print(json.dumps({"cpu": cpu_description(), "cores": os.cpu_count(), "batch_size": hp.batch_size,
+        print(json.dumps({"cpu": cpu, "cores": os.cpu_count(), "batch_size": hp.batch_size,
                           "epochs": hp.epochs, "faces": args.faces, "rows": rows}))
     return 0
 
