@@ -42,6 +42,35 @@ def test_relative_links_point_at_files_that_exist(page):
     assert not missing, f"{page.relative_to(REPO)} links to files that do not exist: {missing}"
 
 
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = FENCE.sub("", page.read_text())
+    return {slug(h) for h in re.findall(r"^#{1,6}\s+(.+?)\s*$", text, re.M)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_links_to_a_section_name_one_that_exists(page):
+    text = CODE_SPAN.sub("", FENCE.sub("", page.read_text()))
+    bad = []
+    for target in LINK.findall(text):
+        path, _, fragment = target.partition("#")
+        if not fragment or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
+            continue
+        linked = (page.parent / path) if path else page
+        if linked.suffix == ".md" and linked.is_file() and fragment not in anchors(linked):
+            bad.append(target)
+    assert not bad, f"{page.relative_to(REPO)} links to sections that do not exist: {bad}"
+
+
+def test_slug_is_githubs():
+    assert slug("Zoom TTA on tracks (`bench/zoom_across_frames.py`)") == "zoom-tta-on-tracks-benchzoom_across_framespy"
+    assert slug("The log: state directory, `moodcam status`") == "the-log-state-directory-moodcam-status"
+
+
 def test_link_finder_skips_urls_anchors_and_code():
     text = ("[a](docs/a.md) [b](https://x.org/y.md) [c](#top) [d](b.md#part) `[e](no.md)`\n"
             "```\n[f](neither.md)\n```\n![g](pic.png \"title\")\n")
