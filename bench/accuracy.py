@@ -58,7 +58,7 @@ def run_fer(fer_python: Path, paths: list[str], mode: str) -> list[dict]:
 
 
 def fer_on_faces(fer_python: Path, val_root: Path) -> dict:
-    from edge.labels import LABEL_INDEX
+    from edge.contracts.labels import LABEL_INDEX
     from trainer.datasets import load_face_folder
     from trainer.evaluate import metrics
 
@@ -74,7 +74,7 @@ def fer_on_faces(fer_python: Path, val_root: Path) -> dict:
 
 
 def fer_on_pictures(fer_python: Path, root: Path, limit: int | None) -> dict:
-    from edge.labels import LABEL_INDEX
+    from edge.contracts.labels import LABEL_INDEX
     from trainer.evaluate import labelled_pictures, metrics
 
     items = labelled_pictures(root)
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write all figures here")
     args = ap.parse_args(argv)
 
-    from edge.modelfile import default_model_path
+    from edge.contracts.modelfile import default_model_path
     from tests.shared_data import shared_data
     from trainer.datasets import load_face_folder
     from trainer.evaluate import evaluate_faces, evaluate_pictures, load_predictor

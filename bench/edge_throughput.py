@@ -44,8 +44,8 @@ def collect_sprites(count: int, seed: int = 0) -> list[tuple[np.ndarray, tuple[i
     import dlib
     from PIL import Image
 
-    from edge.camera import PICTURE_SUFFIXES, load_picture
-    from edge.detect import gray_of
+    from edge.capture.sources import PICTURE_SUFFIXES, load_picture
+    from edge.vision.detect import gray_of
     from tests.shared_data import shared_data
 
     root = shared_data("scraped-seed")
@@ -158,10 +158,10 @@ def build(args):
 # ------------------------------------------------------------------------------ the pipeline
 def run_pipeline(args) -> dict:
     """Child process: render frames, run the pipeline, report times, boxes and peak RSS."""
-    from edge.camera import Frame
-    from edge.classify import Classifier
+    from edge.capture.sources import Frame
     from edge.config import ClassifierConfig, DetectorConfig, TrackerConfig
-    from edge.pipeline import Pipeline, StageTimes
+    from edge.vision.classify import Classifier
+    from edge.vision.pipeline import Pipeline, StageTimes
 
     with np.load(args.sprite_file, allow_pickle=False) as z:
         n = len([k for k in z.files if k.startswith("s")])
@@ -195,7 +195,7 @@ def run_pipeline(args) -> dict:
 def reference_boxes(render) -> list[list[tuple]]:
     import dlib
 
-    from edge.detect import gray_of
+    from edge.vision.detect import gray_of
 
     det = dlib.get_frontal_face_detector()
     out = []
@@ -206,7 +206,7 @@ def reference_boxes(render) -> list[list[tuple]]:
 
 
 def recall(reference, predicted) -> float:
-    from edge.detect import iou
+    from edge.vision.detect import iou
 
     total = found = 0
     for ref, pred in zip(reference, predicted):
@@ -276,7 +276,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from edge.config import DetectorConfig
-    from edge.modelfile import default_model_path
+    from edge.contracts.modelfile import default_model_path
 
     d = DetectorConfig()
     args.model = args.model or str(default_model_path())

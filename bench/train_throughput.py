@@ -42,7 +42,7 @@ def seconds_per_step(hp, policy: str, steps: int, warmup: int) -> float:
     """Mean wall time of one training step (batch ``hp.batch_size``) after ``warmup`` steps."""
     import keras
 
-    from edge.labels import LABELS
+    from edge.contracts.labels import LABELS
     from trainer.datasets import FaceDataset
     from trainer.fit import _precision, _tf_dataset, class_weights, compiled_model
 

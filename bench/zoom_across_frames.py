@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def reframe(faces: np.ndarray, rng: np.random.Generator, zoom: float = 0.05, shift_px: float = 1.5) -> np.ndarray:
     """Each face re-framed by a random zoom in [1 - zoom, 1 + zoom] and shift in +-shift_px."""
-    from edge.classify import zoomed
+    from edge.vision.classify import zoomed
 
     out = np.empty_like(faces)
     for i, face in enumerate(faces):
@@ -61,10 +61,10 @@ def main(argv=None) -> int:
                     help="the zoom to spread (default: moodcam classify's, 0.15; the daemon's tta_zoom is off by default)")
     args = ap.parse_args(argv)
 
-    from edge.classify import Classifier
     from edge.commands.classify import STILL_TTA_ZOOM
     from edge.config import TrackerConfig
-    from edge.modelfile import default_model_path
+    from edge.contracts.modelfile import default_model_path
+    from edge.vision.classify import Classifier
     from trainer.datasets import load_dataset
 
     if args.faces is None:

@@ -15,6 +15,9 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from edge.capture.sources import SourceSpecError, parse_source
+from edge.store.retention import RetentionPolicy
+
 DEFAULT_PATH = Path("/etc/moodcam/config.toml")
 
 
@@ -194,27 +197,21 @@ def parse_config(data: dict, where: str = "config") -> Config:
     """A :class:`Config` from parsed TOML; raises ConfigError naming ``where``, the key and the value."""
     config = _build(Config, data, "", where)
     # Cross-field and syntax checks that need more than one value.
-    from edge.camera import SourceSpecError, parse_source
-
     try:
         parse_source(config.camera.source)
     except SourceSpecError as exc:
         raise ConfigError(f"{where}: camera.source = {config.camera.source!r} is invalid: {exc}") from None
-    from edge.retention import RetentionPolicy
-
     try:
-        retention_policy(config, RetentionPolicy)
+        retention_policy(config)
     except ValueError as exc:    # the store's own rules, e.g. reviewed kept at least as long
         raise ConfigError(f"{where}: {exc}") from None
     return config
 
 
-def retention_policy(config: Config, policy_class=None):
+def retention_policy(config: Config) -> RetentionPolicy:
     """The store's RetentionPolicy from the [retention] section (check_interval_s is the daemon's)."""
-    if policy_class is None:
-        from edge.retention import RetentionPolicy as policy_class
     r = config.retention
-    return policy_class(max_age_days=r.max_age_days, reviewed_max_age_days=r.reviewed_max_age_days,
+    return RetentionPolicy(max_age_days=r.max_age_days, reviewed_max_age_days=r.reviewed_max_age_days,
                         max_total_mb=r.max_total_mb, min_free_mb=r.min_free_mb)
 
 

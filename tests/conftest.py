@@ -18,7 +18,7 @@ def tiny_model(tmp_path_factory):
     """
     import keras
 
-    from edge.preprocess import CropParams
+    from edge.contracts.crop import CropParams
     from trainer.export import convert_int8, write_model
     from trainer.hparams import HParams
     from trainer.model import make_model

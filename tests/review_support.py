@@ -122,8 +122,9 @@ MODEL_SHA = "5eed" * 16
 def fill_store(state_dir: Path, n: int = 21, t0: float = 1_795_000_000.0, seed: int = 0) -> list[int]:
     """``n`` synthetic faces logged through the real store: labels cycle through LABELS, confidences
     spread over 0.2..0.95, five seconds apart, three faces per track. Returns their ids."""
-    from edge.labels import LABELS
-    from edge.store import FaceRecord, Store
+    from edge.contracts.labels import LABELS
+    from edge.store.database import Store
+    from edge.store.records import FaceRecord
 
     rng = np.random.default_rng(seed)
     ids = []

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.labels import LABELS
-from edge.store import FaceRecord
+from edge.contracts.labels import LABELS
+from edge.store.records import FaceRecord
 
 T0 = 1_764_000_000.0  # 2025-11-24T16:00:00Z: a fixed clock so tests never depend on the real one
 

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from edge.labels import LABELS, label_from_name
-from edge.modelfile import ModelFileError, load_sidecar
-from edge.preprocess import CropParams, crop_face, expand_box, to_gray
+from edge.contracts.crop import CropParams, crop_face, expand_box, to_gray
+from edge.contracts.labels import LABELS, label_from_name
+from edge.contracts.modelfile import ModelFileError, load_sidecar
 
 
 def test_labels_are_fer2013_order():

@@ -8,8 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.camera import (Camera, CameraError, DemoSource, DirSource, SourceError, SourceSpec, make_source,
-                         parse_source, resolve_auto)
+from edge.capture.camera import Camera
+from edge.capture.sources import (
+    CameraError,
+    DemoSource,
+    DirSource,
+    SourceError,
+    SourceSpec,
+    make_source,
+    parse_source,
+    resolve_auto,
+)
 from edge.config import CameraConfig
 
 # Stalls are detected by short timeouts; sources that must work get a generous one (busy machines).
@@ -69,7 +78,7 @@ def test_auto_falls_back_to_demo_without_a_camera(monkeypatch):
 
 
 def test_auto_under_systemd_fails_instead_of_faking_a_camera(monkeypatch):
-    from edge.camera import CameraError
+    from edge.capture.sources import CameraError
 
     if Path("/dev/video0").exists() or resolve_auto().kind == "picamera2":
         pytest.skip("this machine has a camera")

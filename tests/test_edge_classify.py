@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.classify import Classifier
-from edge.labels import LABELS
-from edge.modelfile import ModelFileError, sha256_of, sidecar_path
+from edge.contracts.labels import LABELS
+from edge.contracts.modelfile import ModelFileError, sha256_of, sidecar_path
+from edge.vision.classify import Classifier
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -153,7 +153,7 @@ def test_classify_finds_a_tilted_head_with_the_still_cascade(tiny_model, tmp_pat
     from skimage import data
 
     from edge.config import DetectorConfig
-    from edge.detect import Detector, gray_of
+    from edge.vision.detect import Detector, gray_of
     from tests.test_edge_stills import tilted, turned_point
 
     one_pass = Detector(DetectorConfig(detect_width=0, upsample=1, min_face_px=20))
@@ -191,7 +191,7 @@ def test_flip_tta_averages_a_face_and_its_mirror(tiny_model):
 
 
 def test_zoomed_magnifies_about_the_centre():
-    from edge.classify import tta_views, zoomed
+    from edge.vision.classify import tta_views, zoomed
 
     square = np.zeros((1, 48, 48), np.uint8)
     square[0, 16:32, 16:32] = 255                       # 16 px wide, centred
@@ -210,7 +210,7 @@ def test_zoomed_magnifies_about_the_centre():
 
 
 def test_zoom_tta_averages_the_six_views(tiny_model):
-    from edge.classify import zoomed
+    from edge.vision.classify import zoomed
 
     rng = np.random.default_rng(8)
     crops = rng.integers(0, 256, (3, 48, 48), dtype=np.uint8)
@@ -226,7 +226,7 @@ def test_zoom_tta_averages_the_six_views(tiny_model):
 def test_zoom_across_frames_uses_one_zoom_a_frame_in_turn(tiny_model):
     """With zoom_across_frames, frame k classifies each face (and its mirror) at the k-th zoom
     scale in turn: the cost of flip TTA, and over three frames the same views as all six."""
-    from edge.classify import zoom_scales, zoomed
+    from edge.vision.classify import zoom_scales, zoomed
 
     rng = np.random.default_rng(9)
     crops = rng.integers(0, 256, (2, 48, 48), dtype=np.uint8)
@@ -246,10 +246,10 @@ def test_zoom_across_frames_uses_one_zoom_a_frame_in_turn(tiny_model):
 def test_pipeline_hands_the_classifier_its_frame_number(tiny_model, astronaut_picture):
     """In the daemon's pipeline the raw prediction of frame k is the k-th zoom's, and the track's
     smoothed prediction folds them together (tracker.ema_alpha)."""
-    from edge.camera import Frame
-    from edge.classify import zoomed
+    from edge.capture.sources import Frame
     from edge.config import DetectorConfig, TrackerConfig
-    from edge.pipeline import Pipeline
+    from edge.vision.classify import zoomed
+    from edge.vision.pipeline import Pipeline
 
     image = np.asarray(Image.open(astronaut_picture).convert("RGB"))
     spread = Classifier(tiny_model, tta=True, tta_zoom=0.15, zoom_across_frames=True)
@@ -268,7 +268,7 @@ def test_pipeline_hands_the_classifier_its_frame_number(tiny_model, astronaut_pi
 
 def test_classify_averages_zoomed_views_of_a_still(tiny_model, astronaut_picture):
     """moodcam classify uses the six flip + zoom views by default; --tta-zoom 0 leaves two."""
-    from edge.camera import load_picture
+    from edge.capture.sources import load_picture
     from edge.commands.classify import STILL_TTA_ZOOM
 
     def face_probs(*extra):

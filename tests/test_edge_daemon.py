@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.camera import DemoSource, SourceError
+from edge.capture.sources import DemoSource, SourceError
 from edge.config import Config
-from edge.daemon import EXIT_CAMERA, EXIT_OK, Daemon
-from edge.store import Store
+from edge.service.daemon import EXIT_CAMERA, EXIT_OK, Daemon
+from edge.store.database import Store
+from edge.store.health import verify
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -155,7 +156,7 @@ def test_sd_notify_ready_watchdog_status_and_a_stall_stops_the_watchdog(tiny_mod
     assert after[-1] == "STOPPING=1"
     with Store(tmp_path / "state") as store:
         assert store.count() == daemon.stats.logged > 0
-        assert store.verify() == []
+        assert verify(store) == []
 
 
 def _has_systemd_python() -> bool:
@@ -203,7 +204,7 @@ def test_run_dir_source_prints_summary_and_logs_every_face(tiny_model, tmp_path)
     assert summary["fps"] > 0 and summary["stopped"] == "end of source"
     with Store(state) as store:
         faces = store.faces()
-        assert len(faces) == 10 and store.verify() == []
+        assert len(faces) == 10 and verify(store) == []
         assert {f.frame for f in faces} == set(range(10)) and len({f.track for f in faces}) == 1
         assert faces[0].source.startswith("dir:")
         heartbeat = store.read_heartbeat()
@@ -261,14 +262,14 @@ def test_sigterm_finishes_the_frame_and_closes_the_store(tiny_model, tmp_path, n
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["stopped"] == "SIGTERM" and summary["frames"] >= 1
     with Store(tmp_path / "s") as store:
-        assert store.verify() == [] and store.count() == summary["logged"] >= 1
+        assert verify(store) == [] and store.count() == summary["logged"] >= 1
 
 
 def test_full_disk_keeps_running_counts_and_resumes(tiny_model, tmp_path, monkeypatch):
     """A full disk as the store reports it (StoreFullError, i.e. ENOSPC; the store's own tests
     fill a real small filesystem): the daemon keeps processing, counts the dropped rows, and
     logs again once space returns."""
-    import edge.store as store_module
+    import edge.store.database as store_module
 
     real = store_module.Store.log_face
     calls = {"n": 0}
@@ -291,7 +292,7 @@ def test_full_disk_keeps_running_counts_and_resumes(tiny_model, tmp_path, monkey
     assert daemon.stats.frames == 10 and daemon.stats.faces == 10
     assert daemon.stats.dropped == 4 and daemon.stats.logged == 6
     with Store(tmp_path / "state") as store:
-        assert store.count() == 6 and store.verify() == []
+        assert store.count() == 6 and verify(store) == []
         assert store.read_heartbeat()["dropped_full_disk"] == 4
 
 

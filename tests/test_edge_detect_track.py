@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from edge.config import DetectorConfig, TrackerConfig
-from edge.detect import Detection, Detector, clamp_box, gray_of, iou
-from edge.logpolicy import LogPolicy
-from edge.track import Tracker
+from edge.service.logpolicy import LogPolicy
+from edge.vision.detect import Detection, Detector, clamp_box, gray_of, iou
+from edge.vision.track import Tracker
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edge import notify
-from edge.notify import Notifier
+from edge.service import notify
+from edge.service.notify import Notifier
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_logs_go_to_the_journal_only_when_stderr_is_the_journal(journal):
     code = ("import os, sys; st = os.fstat(2); "
             + ("os.environ['JOURNAL_STREAM'] = f'{st.st_dev}:{st.st_ino}'; " if journal else
                "os.environ.pop('JOURNAL_STREAM', None); ")
-            + "from edge.notify import setup_logging; print(setup_logging('info'))")
+            + "from edge.service.notify import setup_logging; print(setup_logging('info'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     try:

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from edge.config import DetectorConfig
-from edge.detect import Detector, gray_of
-from edge.stills import PictureDetectParams, _rotate, _unrotate, faces_in_still
+from edge.vision.detect import Detector, gray_of
+from edge.vision.stills import PictureDetectParams, _rotate, _unrotate, faces_in_still
 
 # One upright dlib pass at upsample 1: what `moodcam classify` and evaluate ran before the cascade.
 ONE_PASS = DetectorConfig(detect_width=0, upsample=1, min_face_px=20)

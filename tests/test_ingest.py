@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.labels import LABEL_INDEX
-from edge.preprocess import CropParams, crop_face, to_gray
-from edge.stills import PictureDetectParams, find_picture_faces
+from edge.capture.pictures import NotAPicture, decode_picture
+from edge.contracts.crop import CropParams, crop_face, to_gray
+from edge.contracts.labels import LABEL_INDEX
+from edge.vision.stills import PictureDetectParams, find_picture_faces
 from tests.shared_data import shared_data
 from trainer.datasets import load_npz, stratified_split
 from trainer.ingest import IngestOptions, find_pictures, ingest, parse_label_map, write_outputs
-from edge.pictures import NotAPicture, decode_picture
 
 
 @pytest.fixture(scope="module")

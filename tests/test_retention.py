@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.retention import RetentionPolicy, enforce
-from edge.store import Store
+from edge.store.database import Store
+from edge.store.health import disk_usage, verify
+from edge.store.retention import RetentionPolicy, enforce
 from tests.store_helpers import T0, make_crop, make_record
 
 DAY = 86400.0
@@ -38,7 +39,7 @@ def test_age_rule_keeps_reviewed_faces_longer(store):
     kept = {f.id for f in store.faces()}
     assert kept == {ids[d] for d in (1, 5, 6, 7, 8, 9)}
     assert (result.deleted_age, result.deleted_reviewed, result.deleted) == (4, 1, 4)
-    assert store.verify() == []
+    assert verify(store) == []
     assert len([p for p in store.crops_dir.rglob("*.png")]) == 6
     # the emptied day folders are gone too
     assert sorted(p.name for p in store.crops_dir.iterdir()) == [f"2025-11-{d}" for d in (25, 29, 30)] + \
@@ -55,19 +56,19 @@ def test_zero_keeps_forever(store):
 
 def test_size_rule_deletes_oldest_unreviewed_only(store):
     ids = _log_days(store, range(40), reviewed_days={0, 1, 2})
-    used = store.disk_usage()
+    used = disk_usage(store)
     per_face = (used["used_db_bytes"] + used["crops_bytes"]) / 40
     limit_mb = 30 * per_face / 2**20  # room for about 30 faces
     result = enforce(store, RetentionPolicy(**{**OFF, "max_total_mb": limit_mb}), now=T0)
     left = store.faces()
-    after = store.disk_usage()
+    after = disk_usage(store)
     assert after["used_db_bytes"] + after["crops_bytes"] <= limit_mb * 2**20
     assert result.deleted_size >= 10 and result.deleted_reviewed == 0 and not result.over_size
     # oldest unreviewed went first: the survivors are the reviewed ones plus a contiguous newest run
     assert [f.id for f in left[:3]] == [ids[0], ids[1], ids[2]]
     first_kept = left[3].frame
     assert [f.frame for f in left[3:]] == list(range(first_kept, 40))
-    assert store.verify() == []
+    assert verify(store) == []
 
 
 def test_size_rule_never_deletes_reviewed_faces(store):
@@ -88,13 +89,13 @@ def test_free_space_rule_goes_to_reviewed_faces_last(store):
         return real_delete(face_ids)
 
     store.delete_faces = spy
-    huge = store.disk_usage()["fs_bytes"] / 2**20 * 2
+    huge = disk_usage(store)["fs_bytes"] / 2**20 * 2
     result = enforce(store, RetentionPolicy(**{**OFF, "min_free_mb": huge}), now=T0)
     assert store.count() == 0 and result.short_of_space
     assert result.deleted_free == 12 and result.deleted_reviewed == 2
     assert deleted_order[-2:] == [ids[0], ids[3]]
     assert deleted_order[:10] == [ids[d] for d in range(12) if d not in (0, 3)]
-    assert store.verify() == []
+    assert verify(store) == []
 
 
 def test_delete_is_crash_safe_rows_first_then_files(store, monkeypatch):
@@ -115,10 +116,10 @@ def test_delete_is_crash_safe_rows_first_then_files(store, monkeypatch):
     monkeypatch.setattr(Path, "unlink", real_unlink)
     assert store.count() == 0  # rows committed before any file went
     assert len(list(store.crops_dir.rglob("*.png"))) == 4  # one unlinked, then the "crash"
-    assert store.verify() != []  # stray files reported
+    assert verify(store) != []  # stray files reported
     store.close()
     reopened = Store(store.state_dir, reserve_bytes=0)
-    assert reopened.verify() == [] and list(reopened.crops_dir.rglob("*.png")) == []
+    assert verify(reopened) == [] and list(reopened.crops_dir.rglob("*.png")) == []
     reopened.close()
 
 

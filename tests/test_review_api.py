@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from edge.review.server import create_app
 from edge.review.storesource import StoreSource
+from edge.store.health import verify
 from tests.review_support import REPO, fill_store, review_server
 
 TOKEN = "test-token-0123456789abcdef"
@@ -125,10 +126,10 @@ def test_schemathesis_finds_no_server_errors(state_dir, tmp_path):
         info = httpx.get(f"{base}/api/stats", headers={"x-moodcam-token": TOKEN}).json()
         assert info["total"] == 12
     # Hundreds of fuzzed reviews later the store is intact: no row lost, every crop in place.
-    from edge.store import Store
+    from edge.store.database import Store
 
     with Store(state_dir, readonly=True) as store:
-        assert store.verify() == []
+        assert verify(store) == []
         assert store.count() == 12
 
 

@@ -15,8 +15,9 @@ WRITER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from edge.labels import LABELS
-from edge.store import FaceRecord, Store
+from edge.contracts.labels import LABELS
+from edge.store.database import Store
+from edge.store.records import FaceRecord
 from tests.review_support import MODEL_SHA, synthetic_face
 n = int(sys.argv[3])
 with Store(Path(sys.argv[2]), busy_timeout_s=10) as store:   # the daemon's side
@@ -65,11 +66,12 @@ def test_reviews_and_daemon_writes_interleave_without_loss(tmp_path):
         assert stats["total"] == 5 + logged and stats["reviewed"] == 5 + logged
     assert len(seen_while_writing) > 0, "no review happened while the writer was writing"
 
-    from edge.store import Store
+    from edge.store.database import Store
+    from edge.store.health import verify
 
     with Store(state, readonly=True) as store:
         assert store.count() == 5 + logged                       # no logged row lost
         got = {f.id: f.review_label for f in store.faces(reviewed=True)}
         assert got == reviewed                                   # no review lost
         assert store.count(source="writer") == logged
-        assert store.verify() == []
+        assert verify(store) == []

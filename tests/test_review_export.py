@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from edge.labels import LABEL_INDEX, LABELS
+from edge.contracts.labels import LABEL_INDEX, LABELS
 from edge.review.export import MANIFEST, export_reviewed, open_source
 from tests.review_support import fill_store
 
@@ -15,7 +15,7 @@ from tests.review_support import fill_store
 @pytest.fixture()
 def reviewed_state(tmp_path):
     """28 faces: 20 reviewed (some relabeled, two not faces), 8 left unreviewed."""
-    from edge.store import Store
+    from edge.store.database import Store
 
     state = tmp_path / "state"
     ids = fill_store(state, 28)
@@ -55,7 +55,7 @@ def test_export_layout_manifest_and_modes(reviewed_state, tmp_path):
     # The crop went out pixel for pixel.
     from PIL import Image
 
-    from edge.store import Store
+    from edge.store.database import Store
 
     with Store(state, readonly=True) as store, Image.open(store.crop_path(1)) as a, Image.open(out / f"{faces[1]}/1.png") as b:
         assert np.array_equal(np.asarray(a), np.asarray(b))

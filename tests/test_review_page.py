@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 from tests.review_support import ARTIFACTS, REPO, chromium, chromium_available, fill_store, review_server
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="chromium-driver is not installed (apt install chromium-driver)")
@@ -84,7 +84,7 @@ class Page:
 
 
 def test_review_flow_in_chromium(state_dir, tmp_path):
-    from edge.store import Store
+    from edge.store.database import Store
 
     with review_server(str(state_dir)) as (base, out), chromium() as driver:
         assert "127.0.0.1" in out and "token" not in out  # loopback: no token needed
@@ -198,7 +198,7 @@ def test_review_flow_in_chromium(state_dir, tmp_path):
 
 def test_token_link_in_chromium(state_dir):
     """With a token, the printed link opens the page; crops load on the cookie; keys still save."""
-    from edge.store import Store
+    from edge.store.database import Store
 
     with review_server(str(state_dir), "--token") as (base, out), chromium(1000, 700) as driver:
         link = out.split("open ", 1)[1].split()[0]
@@ -223,7 +223,7 @@ def test_paging_select_all_and_bulk_accept(tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    from edge.store import Store
+    from edge.store.database import Store
 
     state = tmp_path / "state"
     fill_store(state, 130)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 from edge.review.items import Filters
 from edge.review.queries import confusion_by_iteration, stats, wilson_interval
 from edge.review.storesource import StoreSource
@@ -19,7 +19,7 @@ def test_wilson_interval_known_values():
 
 
 def test_stats_match_a_hand_count(tmp_path):
-    from edge.store import Store
+    from edge.store.database import Store
 
     state = tmp_path / "state"
     ids = fill_store(state, 35)                      # five of each predicted label

@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.store import (DB_NAME, SCHEMA_VERSION, FaceRecord, LoggedFace, Store, StoreError, default_state_dir,
-                        iso_utc, parse_time)
+from edge.store.database import Store
+from edge.store.health import disk_usage, verify
+from edge.store.layout import DB_NAME, default_state_dir
+from edge.store.records import FaceRecord, LoggedFace, StoreError, iso_utc, parse_time
+from edge.store.schema import SCHEMA_VERSION
 from tests.store_helpers import T0, make_crop, make_record
 
 
@@ -129,9 +132,9 @@ def test_heartbeat_and_disk_usage(store):
     hb = store.read_heartbeat()
     assert hb["fps"] == 10.0 and hb["logged"] == 13 and hb["dropped_full_disk"] == 1
     assert abs(hb["written_at"] - __import__("time").time()) < 3600
-    before = store.disk_usage()
+    before = disk_usage(store)
     sizes = [len(open(store.crop_path(store.log_face(make_record(i), make_crop(i))), "rb").read()) for i in range(3)]
-    after = store.disk_usage()
+    after = disk_usage(store)
     assert after["rows"] == 3 and after["crops_bytes"] == sum(sizes) > 0
     assert after["total_bytes"] >= after["db_bytes"] + after["crops_bytes"] and after["free_bytes"] > 0
     assert before["crops_bytes"] == 0
@@ -206,13 +209,13 @@ def test_reopening_keeps_data_and_schema(tmp_path):
         face_id = s.log_face(make_record(7), make_crop(7))
         s.set_review(face_id, label="neutral")
     with Store(tmp_path / "s") as s:
-        assert s.get(face_id).review_label == "neutral" and s.verify() == []
+        assert s.get(face_id).review_label == "neutral" and verify(s) == []
         assert s.startup_cleanup == {"temp_files": 0, "orphan_crops": 0, "empty_dirs": 0, "skipped": False}
 
 
 def test_migration_hook_upgrades_an_older_store(tmp_path, monkeypatch):
-    import edge.store
-    from edge.storeschema import MIGRATIONS
+    import edge.store.database as database
+    from edge.store.schema import MIGRATIONS
 
     with Store(tmp_path / "s") as s:
         face_id = s.log_face(make_record(0), make_crop(0))
@@ -221,7 +224,7 @@ def test_migration_hook_upgrades_an_older_store(tmp_path, monkeypatch):
         db.execute("ALTER TABLE faces ADD COLUMN note TEXT")
 
     monkeypatch.setitem(MIGRATIONS, SCHEMA_VERSION, add_note)
-    monkeypatch.setattr(edge.store, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(database, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION}, this moodcam needs {SCHEMA_VERSION + 1}"):
         Store(tmp_path / "s", readonly=True)
     with Store(tmp_path / "s") as s:

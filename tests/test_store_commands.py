@@ -16,8 +16,8 @@ from PIL import Image
 
 from edge.cli import main
 from edge.commands.export import FIELDS
-from edge.labels import LABELS
-from edge.store import Store
+from edge.contracts.labels import LABELS
+from edge.store.database import Store
 from tests.store_helpers import T0, make_crop, make_record
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.retention import RetentionPolicy, enforce
-from edge.store import DB_NAME, TMP_SUFFIX, Store, StoreError, StoreFullError, encode_png
+from edge.store.database import Store
+from edge.store.files import TMP_SUFFIX
+from edge.store.health import verify
+from edge.store.layout import DB_NAME
+from edge.store.records import StoreError, StoreFullError, encode_png
+from edge.store.retention import RetentionPolicy, enforce
 from tests.store_helpers import make_crop, make_record
 
 # --- a real small file system ------------------------------------------------------------------
@@ -65,7 +69,7 @@ def test_disk_full_on_a_real_small_filesystem(small_fs):
     policy = RetentionPolicy(max_age_days=0, reviewed_max_age_days=0, max_total_mb=0, min_free_mb=0.5)
     store = Store(small_fs / "state")
     try:
-        assert store.reserve_path.stat().st_size == store.reserve_bytes == 2**20
+        assert store.reserve.path.stat().st_size == store.reserve.size == 2**20
         logged = [store.log_face(make_record(i), make_crop(i, big)) for i in range(40)]
         _fill(small_fs / "filler")
         full = 0
@@ -77,13 +81,13 @@ def test_disk_full_on_a_real_small_filesystem(small_fs):
                 assert exc.errno == errno.ENOSPC and "nothing was written" in str(exc)
         assert full >= 15  # almost every attempt after filling hit the full disk
         assert store.count() == len(logged)
-        assert store.verify() == [] and _leftovers(store) == []  # nothing half-written
+        assert verify(store) == [] and _leftovers(store) == []  # nothing half-written
         store.write_heartbeat({"logged": len(logged), "dropped_full_disk": full})  # must not raise
 
         # Space returns: logging resumes with the very next face.
         (small_fs / "filler").unlink()
         new_id = store.log_face(make_record(100), make_crop(100, big))
-        assert store.get(new_id).frame == 100 and store.verify() == []
+        assert store.get(new_id).frame == 100 and verify(store) == []
 
         # Full again; this time retention makes the room. Deleting needs WAL space, which the
         # reserve provides; retention then frees enough to take the reserve back.
@@ -92,9 +96,9 @@ def test_disk_full_on_a_real_small_filesystem(small_fs):
             store.log_face(make_record(101), make_crop(101, big))
         result = enforce(store, policy)
         assert result.deleted_free >= 1 and not result.short_of_space
-        assert result.free_bytes >= 0.5 * 2**20 and not store.reserve_missing
+        assert result.free_bytes >= 0.5 * 2**20 and not store.reserve.missing
         store.log_face(make_record(102), make_crop(102, big))
-        assert store.verify() == [] and _leftovers(store) == []
+        assert verify(store) == [] and _leftovers(store) == []
     finally:
         store.close()
 
@@ -102,14 +106,14 @@ def test_disk_full_on_a_real_small_filesystem(small_fs):
     # (WAL needs room for its -shm even to read); logging waits until retention has made room.
     _fill(small_fs / "filler3")
     with Store(small_fs / "state") as again:
-        assert again.reserve_missing and not again.reserve_path.exists()
-        assert again.verify() == [] and again.count() >= 1
+        assert again.reserve.missing and not again.reserve.path.exists()
+        assert verify(again) == [] and again.count() >= 1
         with pytest.raises(StoreFullError, match="full-disk reserve"):
             again.log_face(make_record(103), make_crop(103, big))
         result = enforce(again, policy)
-        assert result.deleted_free >= 1 and not again.reserve_missing
+        assert result.deleted_free >= 1 and not again.reserve.missing
         again.log_face(make_record(104), make_crop(104, big))
-        assert again.verify() == [] and _leftovers(again) == []
+        assert verify(again) == [] and _leftovers(again) == []
 
     # With neither room nor a reserve: a clear StoreFullError, not a crash.
     (small_fs / "state" / ".reserve").unlink()
@@ -117,7 +121,7 @@ def test_disk_full_on_a_real_small_filesystem(small_fs):
     with pytest.raises(StoreFullError, match="opening .*free some space"):
         Store(small_fs / "state")
     with Store(small_fs / "state", readonly=True) as reader:  # `moodcam status` still works
-        assert reader.count() >= 1 and reader.verify() == []
+        assert reader.count() >= 1 and verify(reader) == []
 
 
 def test_injected_enospc_while_writing_the_crop(tmp_path, monkeypatch):
@@ -132,7 +136,7 @@ def test_injected_enospc_while_writing_the_crop(tmp_path, monkeypatch):
     with pytest.raises(StoreFullError, match="writing crop"):
         store.log_face(make_record(1), make_crop(1))
     monkeypatch.setattr(os, "write", real_write)
-    assert store.count() == 1 and store.verify() == [] and _leftovers(store) == []
+    assert store.count() == 1 and verify(store) == [] and _leftovers(store) == []
     store.log_face(make_record(2), make_crop(2))  # resumes
     assert store.count() == 2
     store.close()
@@ -154,7 +158,7 @@ def test_injected_full_database_removes_the_new_crop(tmp_path):
             break
     assert failed == 1
     rows = store.count()
-    assert store.verify() == [] and len(list(store.crops_dir.rglob("*.png"))) == rows
+    assert verify(store) == [] and len(list(store.crops_dir.rglob("*.png"))) == rows
     store.close()
 
 
@@ -215,7 +219,7 @@ def test_kill_9_at_random_moments_leaves_a_consistent_store(tmp_path):
                 cleaned[key] += store.startup_cleanup[key]
             done = store.cleanup()  # (nothing left for a second pass)
             assert done["temp_files"] == done["orphan_crops"] == 0
-            problems = store.verify()  # integrity_check ok, every crop there and decodes, no stray file
+            problems = verify(store)  # integrity_check ok, every crop there and decodes, no stray file
             assert problems == [], f"round {round_no}: {problems}"
             assert _leftovers(store) == []
         db = sqlite3.connect(state / DB_NAME)
@@ -247,7 +251,7 @@ def test_start_up_cleanup_spares_a_live_writers_files(tmp_path):
     writer.close()  # the writer dies: now they are leftovers
     with Store(tmp_path / "state", reserve_bytes=0) as after:
         assert not inflight.exists() and not renamed_not_yet_committed.exists()
-        assert after.count() == 2 and after.verify() == []
+        assert after.count() == 2 and verify(after) == []
 
 
 # --- a reader beside a writer -------------------------------------------------------------------

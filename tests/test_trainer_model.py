@@ -12,9 +12,9 @@ import shutil
 import numpy as np
 import pytest
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
+from edge.contracts.modelfile import load_sidecar
 from edge.machine import cpu_description
-from edge.modelfile import load_sidecar
 from trainer.cli import main as train_cli
 from trainer.datasets import FaceDataset, save_npz
 
@@ -175,7 +175,7 @@ def test_evaluate_face_folders_and_tta(tiny_model, tmp_path, capsys):
     np.testing.assert_allclose(predictor.predict(faces), predictor.predict(faces[:, :, ::-1]), atol=1e-6)
 
     # --tta-zoom: evaluate averages the same views as the edge's Classifier, and says so
-    from edge.classify import Classifier
+    from edge.vision.classify import Classifier
 
     assert train_cli(["evaluate", str(tiny_model), str(tmp_path / "faces"), "--json", "--tta", "--tta-zoom", "0.15"]) == 0
     result = last_json_line(capsys.readouterr().out)
@@ -262,7 +262,7 @@ def test_precision_key_is_checked(tmp_path):
 def test_shipped_model_scores_what_its_card_says(capsys):
     """The committed default model, through the user's own evaluate command, on all of FER2013
     PublicTest: the accuracy its sidecar records (measured at export), to the face."""
-    from edge.modelfile import default_model_path
+    from edge.contracts.modelfile import default_model_path
     from tests.shared_data import shared_data
 
     public_test = shared_data("fer2013", "val")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.labels import LABEL_INDEX, LABELS, label_from_name
+from edge.contracts.labels import LABEL_INDEX, LABELS, label_from_name
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

@@ -35,7 +35,7 @@ def teacher_model_path(teacher: Path) -> Path:
 
 def teacher_probabilities(teachers: list[Path], faces: np.ndarray) -> np.ndarray:
     """Mean class probabilities of the teachers over ``faces`` (uint8, N x S x S), each face also mirrored."""
-    from edge.classify import average_over_views
+    from edge.vision.classify import average_over_views
     from trainer.evaluate import keras_predict_fn
     from trainer.model import load_for_inference
 

@@ -125,7 +125,7 @@ def check_picture(body: bytes, params: DownloadParams) -> CheckedPicture:
     """Decode ``body`` as the pictures ingest will read; raises :class:`Refused` when it is not one."""
     import imagehash
 
-    from edge.pictures import NotAPicture, open_picture
+    from edge.capture.pictures import NotAPicture, open_picture
 
     try:
         im = open_picture(io.BytesIO(body))

@@ -23,11 +23,10 @@ from typing import Callable
 
 import numpy as np
 
-from edge.classify import average_over_views
-from edge.labels import LABELS, label_from_name
-from edge.preprocess import Box, CropParams, crop_face
-from edge.stills import PictureDetectParams, faces_in_still
-
+from edge.contracts.crop import Box, CropParams, crop_face
+from edge.contracts.labels import LABELS, label_from_name
+from edge.vision.classify import average_over_views
+from edge.vision.stills import PictureDetectParams, faces_in_still
 
 # --------------------------------------------------------------------------- models
 
@@ -60,7 +59,7 @@ def keras_predict_fn(model) -> Callable[[np.ndarray], np.ndarray]:
 
 def tflite_predict_fn(tflite: bytes | Path, num_threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """Run an int8 (or float) .tflite one face at a time, quantizing as the edge does."""
-    from edge.runtime import make_interpreter
+    from edge.vision.interpreter import make_interpreter
 
     if isinstance(tflite, (bytes, bytearray)):
         interpreter = make_interpreter(model_content=bytes(tflite), num_threads=num_threads)
@@ -91,7 +90,7 @@ def load_predictor(model: Path, *, tta: bool = False, tta_zoom: float = 0.0, num
     """A run folder, a ``.keras`` file or a ``.tflite`` (with its sidecar, hash checked)."""
     model = Path(model)
     if model.suffix == ".tflite":
-        from edge.modelfile import load_sidecar
+        from edge.contracts.modelfile import load_sidecar
 
         meta = load_sidecar(model)  # ModelFileError for a tampered file or a broken sidecar
         return Predictor(model.name, "tflite-int8", meta.crop, tflite_predict_fn(model, num_threads), tta, tta_zoom)
@@ -183,7 +182,7 @@ def load_picture(path: Path, max_side: int) -> np.ndarray:
     frame's size: what the edge detects on). Raises ValueError/OSError for a non-picture."""
     from PIL import Image
 
-    from edge.pictures import open_picture
+    from edge.capture.pictures import open_picture
 
     im = open_picture(path)  # the same decoding as ingest and the edge (NotAPicture is a ValueError)
     if max(im.size) > max_side:

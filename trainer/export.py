@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.labels import LABELS
-from edge.modelfile import ModelMeta, Quantization, sha256_of, write_sidecar
-from edge.preprocess import CropParams
+from edge.contracts.crop import CropParams
+from edge.contracts.labels import LABELS
+from edge.contracts.modelfile import ModelMeta, Quantization, sha256_of, write_sidecar
 
 
 def convert_int8(model, representative_faces: np.ndarray, *, samples: int = 500, seed: int = 0) -> bytes:
@@ -39,7 +39,7 @@ def convert_int8(model, representative_faces: np.ndarray, *, samples: int = 500,
 
 def io_quantization(tflite_bytes: bytes) -> tuple[Quantization, Quantization]:
     """(input, output) quantization parameters read back from the converted model."""
-    from edge.runtime import make_interpreter
+    from edge.vision.interpreter import make_interpreter
 
     interpreter = make_interpreter(model_content=tflite_bytes)
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
@@ -73,7 +73,7 @@ def latency_ms(tflite_bytes: bytes, size: int, *, runs: int = 200, seed: int = 0
     """Median single-threaded milliseconds per face (one invoke), as on the Pi's one core per face."""
     import time
 
-    from edge.runtime import make_interpreter
+    from edge.vision.interpreter import make_interpreter
 
     interpreter = make_interpreter(model_content=tflite_bytes, num_threads=1)
     (inp,) = interpreter.get_input_details()
@@ -118,7 +118,7 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     require_run_files(run, "hparams.json", "data.json", checkpoint)
 
     from edge.machine import cpu_description
-    from edge.runtime import interpreter_class
+    from edge.vision.interpreter import interpreter_class
     from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
     from trainer.fit import load_training_data
     from trainer.hparams import load_hparams, load_run_hparams

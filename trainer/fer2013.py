@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 from trainer.datasets import FaceDataset, load_face_folder, save_npz
 
 USAGE_TO_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}

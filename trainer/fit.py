@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 from trainer.datasets import FaceDataset, concat, load_dataset, one_hot, stratified_split
 from trainer.hparams import HParams, saved_hparams
 

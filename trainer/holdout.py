@@ -33,7 +33,7 @@ def picture_hashes(files: list[Path]) -> list[int | None]:
     """64-bit pHash of each picture as the trainer decodes it; None for a file that is not one."""
     import imagehash
 
-    from edge.pictures import NotAPicture, open_picture
+    from edge.capture.pictures import NotAPicture, open_picture
 
     hashes: list[int | None] = []
     for path in files:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.labels import LABEL_INDEX, LABELS, label_from_name
-from edge.preprocess import CropParams, crop_face, to_gray
-from edge.stills import PictureDetectParams, find_picture_faces
+from edge.contracts.crop import CropParams, crop_face, to_gray
+from edge.contracts.labels import LABEL_INDEX, LABELS, label_from_name
+from edge.vision.stills import PictureDetectParams, find_picture_faces
 from trainer.datasets import FaceDataset, empty, save_npz
 
 # Files that are certainly not pictures and not worth opening (the scraper's own manifest, notes).
@@ -133,7 +133,7 @@ def find_pictures(root: Path, label_map: dict[str, str] | None = None) -> list[P
 
 def process_picture(picture: Picture, options: IngestOptions) -> PictureResult:
     """Decode, find faces, crop them with the edge's crop. Never raises for a bad file."""
-    from edge.pictures import NotAPicture, decode_picture
+    from edge.capture.pictures import NotAPicture, decode_picture
 
     path = str(picture.path)
     if picture.label is None:

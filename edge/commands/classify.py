@@ -45,11 +45,11 @@ def iter_pictures(paths: list[str]):
 
 
 def run(args) -> int:
-    from edge.camera import load_picture
-    from edge.classify import Classifier
+    from edge.capture.sources import load_picture
     from edge.config import ConfigError, load_config
-    from edge.modelfile import ModelFileError, default_model_path
-    from edge.stills import STILL_MIN_FACE_PX, PictureDetectParams, faces_in_still
+    from edge.contracts.modelfile import ModelFileError, default_model_path
+    from edge.vision.classify import Classifier
+    from edge.vision.stills import STILL_MIN_FACE_PX, PictureDetectParams, faces_in_still
 
     try:
         config = load_config(args.config) if args.config else load_config(None)

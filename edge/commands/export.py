@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 
 HELP = "write the log out as JSONL or CSV"
 DESCRIPTION = ("Write the face log out, oldest first: one JSON object per line (jsonl) or one CSV row per "
@@ -26,7 +26,7 @@ FIELDS = (["id", "ts", "ts_unix", "frame", "track", "box_x", "box_y", "box_w", "
 
 
 def add_arguments(p) -> None:
-    from edge.store import default_state_dir
+    from edge.store.layout import default_state_dir
 
     p.add_argument("--state", type=Path, default=None, metavar="DIR",
                    help=f"the daemon's state directory (default: {default_state_dir()})")
@@ -43,7 +43,7 @@ def add_arguments(p) -> None:
 
 def face_to_dict(face) -> dict:
     """The JSONL object of one logged face (the export contract)."""
-    from edge.store import iso_utc
+    from edge.store.records import iso_utc
 
     return {
         "id": face.id,
@@ -92,7 +92,9 @@ def write_export(store, out, fmt: str, **filters) -> int:
 
 
 def run(args) -> int:
-    from edge.store import default_state_dir, open_for_reading, parse_time
+    from edge.store.database import open_for_reading
+    from edge.store.layout import default_state_dir
+    from edge.store.records import parse_time
 
     state = args.state or default_state_dir()
     try:

@@ -52,8 +52,7 @@ def run(args) -> int:
             source = FolderSource(args.folder)
         else:
             from edge.review.storesource import StoreSource
-
-            from edge.store import default_state_dir
+            from edge.store.layout import default_state_dir
 
             state_dir = args.state_dir or Path(os.environ.get("MOODCAM_STATE_DIR") or default_state_dir())
             if not state_dir.is_dir():

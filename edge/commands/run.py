@@ -21,8 +21,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from edge.config import ConfigError, load_config, parse_config
-    from edge.daemon import EXIT_CONFIG, Daemon, summary_line
-    from edge.notify import setup_logging
+    from edge.service.daemon import EXIT_CONFIG, Daemon, summary_line
+    from edge.service.notify import setup_logging
 
     try:
         config = load_config(args.config)

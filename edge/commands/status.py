@@ -12,12 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+from edge.store.health import disk_usage, verify
+
 HELP = "print fps, faces, logged rows and disk use from the store"
 STALE_AFTER_S = 180.0  # three missed heartbeats (the daemon writes one a minute)
 
 
 def add_arguments(p) -> None:
-    from edge.store import default_state_dir
+    from edge.store.layout import default_state_dir
 
     p.add_argument("--state", type=Path, default=None, metavar="DIR",
                    help=f"the daemon's state directory (default: {default_state_dir()})")
@@ -28,11 +30,11 @@ def add_arguments(p) -> None:
 
 def collect(store, now: float | None = None, *, check: bool = False) -> dict:
     """Everything status prints, as plain data (the --json output)."""
-    from edge.store import iso_utc
+    from edge.store.records import iso_utc
 
     now = time.time() if now is None else now
     summary = store.summary()
-    usage = store.disk_usage()
+    usage = disk_usage(store)
     hb = store.read_heartbeat()
     status = {
         "state_dir": str(store.state_dir),
@@ -51,7 +53,7 @@ def collect(store, now: float | None = None, *, check: bool = False) -> dict:
         status["heartbeat"] = {**hb, "written_at": iso_utc(hb["written_at"]), "age_s": age,
                                "stale": age > STALE_AFTER_S}
     if check:
-        status["problems"] = store.verify()
+        status["problems"] = verify(store)
     return status
 
 
@@ -105,7 +107,8 @@ def format_text(s: dict) -> str:
 
 
 def run(args) -> int:
-    from edge.store import default_state_dir, open_for_reading
+    from edge.store.database import open_for_reading
+    from edge.store.layout import default_state_dir
 
     state = args.state or default_state_dir()
     store = open_for_reading(state, "moodcam status")

@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 from edge.review.files import make_private_dir, write_private
 from edge.review.items import Filters
 

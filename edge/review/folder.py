@@ -16,7 +16,7 @@ import os
 import threading
 from pathlib import Path, PurePosixPath
 
-from edge.labels import LABELS, label_from_name
+from edge.contracts.labels import LABELS, label_from_name
 from edge.review.files import write_private
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange, ReviewItem
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 
 
 @dataclass(frozen=True)

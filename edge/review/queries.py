@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 from edge.review.items import Filters
 
 NOT_FACE = "not_face"

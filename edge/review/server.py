@@ -18,11 +18,12 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
-from fastapi import Body, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 from edge.review import queries
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange
 from edge.review.security import HEADER, Guard, cookie_name

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from edge.labels import LABELS
+from edge.contracts.labels import LABELS
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange, ReviewItem
 
 _MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
@@ -44,7 +44,8 @@ class StoreSource:
     mode = "store"
 
     def __init__(self, state_dir: Path, busy_timeout_s: float = 10.0, readonly: bool = False):
-        from edge.store import DB_NAME, Store
+        from edge.store.database import Store
+        from edge.store.layout import DB_NAME
 
         self.state_dir = Path(state_dir).resolve()
         self.description = str(self.state_dir)
@@ -97,7 +98,7 @@ class StoreSource:
 
     def crop_file(self, item_id: int) -> Path:
         """The crop file of a row, from the database only; never a path from the request."""
-        from edge.store import StoreError
+        from edge.store.records import StoreError
 
         try:
             with self._lock:

@@ -66,7 +66,7 @@ def guess_mode(data: Path, size: int) -> str:
 
 
 def run(args) -> int:
-    from edge.modelfile import ModelFileError
+    from edge.contracts.modelfile import ModelFileError
 
     try:
         return _run(args)

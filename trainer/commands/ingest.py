@@ -16,7 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
-    from edge.preprocess import CropParams
+    from edge.contracts.crop import CropParams
     from trainer.ingest import IngestOptions
 
     crop, det = CropParams(), IngestOptions().detect
@@ -42,7 +42,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from dataclasses import replace
 
-    from edge.preprocess import CropParams
+    from edge.contracts.crop import CropParams
     from trainer.ingest import IngestOptions, ingest, parse_label_map, summary_table, write_outputs
 
     try:

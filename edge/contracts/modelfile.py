@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.labels import LABELS
-from edge.preprocess import CropParams
+from edge.contracts.crop import CropParams
+from edge.contracts.labels import LABELS
 
 FORMAT = "moodcam-model/1"
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.config import TrackerConfig
-from edge.detect import Detection, iou
-from edge.preprocess import Box
+from edge.contracts.crop import Box
+from edge.vision.detect import Detection, iou
 
 
 @dataclass(frozen=True)

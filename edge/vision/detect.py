@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.config import DetectorConfig
-from edge.preprocess import Box
+from edge.contracts.crop import Box
 
 
 @dataclass(frozen=True)

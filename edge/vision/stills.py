@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from edge.detect import box_before_shrink, clamp_box, gray_of, shrunk
-from edge.preprocess import Box
+from edge.contracts.crop import Box
+from edge.vision.detect import box_before_shrink, clamp_box, gray_of, shrunk
 
 # dlib's smallest HOG window is 80 px; upsample 2 (4x the pixels) brings it to ~20 px. Smaller boxes
 # are too few pixels to carry an expression in a 48x48 crop.

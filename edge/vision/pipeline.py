@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.camera import Frame
-from edge.classify import Classifier, Prediction
+from edge.capture.sources import Frame
 from edge.config import DetectorConfig, TrackerConfig
-from edge.detect import Detector, gray_of
-from edge.preprocess import Box
-from edge.track import Tracker
+from edge.contracts.crop import Box
+from edge.vision.classify import Classifier, Prediction
+from edge.vision.detect import Detector, gray_of
+from edge.vision.track import Tracker
 
 STAGES = ("detect", "track", "crop", "classify")
 

@@ -17,16 +17,17 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from edge.camera import Camera, CameraError, DemoSource, Source, make_source, source_ends
-from edge.classify import Classifier
+from edge.capture.camera import Camera
+from edge.capture.sources import CameraError, DemoSource, Source, make_source, source_ends
 from edge.config import Config, retention_policy
-from edge.detect import Detector
-from edge.logpolicy import LogPolicy
-from edge.modelfile import ModelFileError, default_model_path
-from edge.notify import Notifier
-from edge.pipeline import FrameResult, Pipeline, StageTimes
-from edge.preprocess import crop_face
-from edge.track import Tracker
+from edge.contracts.crop import crop_face
+from edge.contracts.modelfile import ModelFileError, default_model_path
+from edge.service.logpolicy import LogPolicy
+from edge.service.notify import Notifier
+from edge.vision.classify import Classifier
+from edge.vision.detect import Detector
+from edge.vision.pipeline import FrameResult, Pipeline, StageTimes
+from edge.vision.track import Tracker
 
 log = logging.getLogger("moodcam.daemon")
 
@@ -109,7 +110,7 @@ class Daemon:
         self._log_crop = replace(crop, size=max(LOG_CROP_SIZE, crop.size))
 
     def start_store(self) -> None:
-        from edge import store as store_module
+        from edge.store import database as store_module
 
         self._store_module = store_module
         self.state_dir = Path(self.config.store.state_dir or store_module.default_state_dir())
@@ -123,7 +124,7 @@ class Daemon:
         Its own thread, so deleting a backlog of crops on a slow SD card never stalls frames (or
         trips the watchdog); the store is thread-safe. After a full disk the loop wakes it early.
         """
-        from edge import retention
+        from edge.store import retention
 
         self._retention_wake = threading.Event()
         r = self.config.retention
@@ -195,7 +196,7 @@ class Daemon:
         """Start, process frames until stopped / the source ends / max_frames, stop. Exit status."""
         import sqlite3
 
-        from edge.store import StoreError
+        from edge.store.records import StoreError
 
         status = EXIT_OK
         try:

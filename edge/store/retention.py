@@ -21,7 +21,10 @@ import logging
 import time
 from dataclasses import dataclass, fields
 
-from edge.store import Store, StoreFullError
+from edge.store.database import Store
+from edge.store.health import disk_usage
+from edge.store.leftovers import remove_empty_day_dirs
+from edge.store.records import StoreFullError
 
 log = logging.getLogger("moodcam.retention")
 
@@ -82,7 +85,7 @@ class RetentionResult:
 def enforce(store: Store, policy: RetentionPolicy, now: float | None = None) -> RetentionResult:
     """Apply the policy once; returns what was deleted and where the store stands now."""
     now = time.time() if now is None else float(now)
-    store.ensure_reserve()  # counted as used before the free-space rule measures
+    store.reserve.ensure()  # counted as used before the free-space rule measures
     counts = {"age": 0, "size": 0, "free": 0, "reviewed": 0, "bytes": 0}
 
     def delete(faces, rule):
@@ -117,8 +120,8 @@ def enforce(store: Store, policy: RetentionPolicy, now: float | None = None) -> 
         def missing() -> float:
             # room for the full-disk reserve too when it had to be given up: until it is back,
             # the store does not log (see Store.release_reserve)
-            want = policy.min_free_mb * _MB + (store.reserve_bytes if store.reserve_missing else 0)
-            return want - store.disk_usage()["free_bytes"]
+            want = policy.min_free_mb * _MB + (store.reserve.size if store.reserve.missing else 0)
+            return want - disk_usage(store)["free_bytes"]
 
         if missing() > 0:
             _compact_quietly(store)  # a checkpointed, truncated WAL may be all the room needed
@@ -135,9 +138,9 @@ def enforce(store: Store, policy: RetentionPolicy, now: float | None = None) -> 
 
     if counts["age"] + counts["size"] + counts["free"]:
         _compact_quietly(store)
-        store.remove_empty_day_dirs()
-    store.ensure_reserve()  # given up on a full disk earlier: take it back once there is room
-    usage = store.disk_usage()
+        remove_empty_day_dirs(store.crops_dir)
+    store.reserve.ensure()  # given up on a full disk earlier: take it back once there is room
+    usage = disk_usage(store)
     result = RetentionResult(deleted_age=counts["age"], deleted_size=counts["size"], deleted_free=counts["free"],
                              deleted_reviewed=counts["reviewed"], freed_bytes=counts["bytes"],
                              total_bytes=usage["total_bytes"], free_bytes=usage["free_bytes"],
@@ -158,13 +161,13 @@ def _store_bytes(store: Store) -> int:
     The WAL is left out: it is bounded (checkpoints truncate it to 4 MB) and a reader elsewhere
     can keep it from shrinking, which no amount of deleting would fix.
     """
-    u = store.disk_usage()
+    u = disk_usage(store)
     return u["used_db_bytes"] + u["crops_bytes"]
 
 
 def _oldest_covering(store: Store, nbytes: float, *, reviewed: bool) -> list:
     """The oldest faces (at most one batch) whose crops and rows add up to about nbytes."""
-    usage = store.disk_usage()
+    usage = disk_usage(store)
     per_row = usage["used_db_bytes"] / usage["rows"] if usage["rows"] else 0.0
     batch, total = [], 0.0
     for face in store.faces(reviewed=reviewed, order="time", limit=_BATCH):

@@ -1,10 +1,8 @@
-"""Frame sources behind one small interface, and a :class:`Camera` that never hangs.
+"""Frame sources behind one small interface: what ``camera.source`` names, opened as a :class:`Source`.
 
 A source has ``open()``, ``read() -> RGB uint8 array | None`` (None = the stream ended, e.g. the
-end of a video file) and ``close()``; it may raise :class:`SourceError` or block. The Camera runs
-every open/read on a worker thread with a timeout, retries failed reads, reopens the source with
-backoff, and finally raises :class:`CameraError` so the daemon exits non-zero and systemd
-restarts it: a camera ribbon that works loose must not leave a silent, hung daemon behind.
+end of a video file) and ``close()``; it may raise :class:`SourceError` or block.
+:class:`edge.capture.camera.Camera` wraps one with timeouts, retries and reopen-with-backoff.
 
 Source specs: ``auto``, ``picamera2``, ``v4l2:N``, ``file:PATH``, ``dir:PATH``, ``demo``, or any
 other string OpenCV can open (``rtsp://...``, ``/dev/video2``).
@@ -14,15 +12,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
-
-from edge.config import CameraConfig
 
 log = logging.getLogger("moodcam.camera")
 
@@ -107,7 +101,7 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
 def load_picture(path: Path) -> np.ndarray:
     """An RGB uint8 array from any picture Pillow reads (first frame of GIF/MPO, EXIF rotation
     applied); raises ValueError naming the file when it is not a readable picture."""
-    from edge.pictures import NotAPicture, decode_picture
+    from edge.capture.pictures import NotAPicture, decode_picture
 
     try:
         return decode_picture(path)
@@ -316,141 +310,3 @@ def make_source(spec: str | SourceSpec, width: int = 640, height: int = 480) -> 
 def source_ends(source: Source) -> bool:
     """Whether a source runs out by itself (a video file, a folder) rather than streaming forever."""
     return isinstance(source, DirSource) or (isinstance(source, OpenCVSource) and source.ends)
-
-
-# ------------------------------------------------------------------------------------ camera
-
-class _Worker:
-    """One daemon thread that runs source calls, so the caller can give up on a hung one.
-
-    A hung call cannot be interrupted in Python; the Camera abandons the worker (it is a daemon
-    thread and dies with the process) and starts a fresh one for the reopened source.
-    """
-
-    def __init__(self):
-        self._lock = threading.Condition()
-        self._job = None
-        self._thread = threading.Thread(target=self._loop, name="camera-io", daemon=True)
-        self._thread.start()
-
-    def _loop(self):
-        while True:
-            with self._lock:
-                while self._job is None:
-                    self._lock.wait()
-                fn, box = self._job
-                self._job = None
-            try:
-                box["value"] = fn()
-            except BaseException as exc:  # handed back to the caller
-                box["error"] = exc
-            box["done"].set()
-
-    def call(self, fn: Callable, timeout: float):
-        box = {"done": threading.Event()}
-        with self._lock:
-            self._job = (fn, box)
-            self._lock.notify()
-        if not box["done"].wait(timeout):
-            raise TimeoutError(f"no answer within {timeout:g} s")
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-
-class Camera:
-    """Frames from a source with timeouts, retries and reopen-with-backoff; never hangs."""
-
-    def __init__(self, source: Source, config: CameraConfig, stop: threading.Event | None = None):
-        self.source, self.config = source, config
-        self.stop_event = stop or threading.Event()
-        self._worker = _Worker()
-        self._index = 0
-        self.failed_reads = 0
-        self.reopens = 0
-
-    @property
-    def name(self) -> str:
-        return self.source.name
-
-    def open(self) -> None:
-        """Open the source, retrying with backoff; raises CameraError when every attempt fails."""
-        self._open_with_backoff(first=True)
-
-    def _open_once(self) -> None:
-        # Opening can be slow (picamera2 starts the sensor), allow a generous multiple of a read.
-        self._worker.call(self.source.open, max(10.0, 5 * self.config.read_timeout_s))
-
-    def _open_with_backoff(self, first: bool) -> None:
-        cfg = self.config
-        last = None
-        for attempt in range(cfg.reopen_attempts):
-            if attempt or not first:
-                delay = min(cfg.backoff_max_s, cfg.backoff_s * 2 ** attempt)
-                if self.stop_event.wait(delay):
-                    raise CameraError(f"stopped while reopening {self.name}")
-            try:
-                self._open_once()
-                return
-            except TimeoutError as exc:
-                last = f"open timed out ({exc})"
-                self._worker = _Worker()     # the old one is stuck in open(); abandon it
-            except (SourceError, OSError, RuntimeError, ValueError) as exc:
-                last = str(exc)
-            log.warning("camera %s: open attempt %d/%d failed: %s", self.name, attempt + 1, cfg.reopen_attempts, last)
-        raise CameraError(f"camera {self.name} could not be opened after {cfg.reopen_attempts} attempts; "
-                          f"last error: {last}")
-
-    def _reopen(self, hung: bool) -> None:
-        self.reopens += 1
-        if hung:
-            # The stuck call still owns the source; closing it under that call can crash native
-            # code, so leave it to the abandoned worker and start a fresh one.
-            self._worker = _Worker()
-        else:
-            try:
-                self._worker.call(self.source.close, self.config.read_timeout_s)
-            except Exception as exc:
-                log.warning("camera %s: close failed: %s", self.name, exc)
-                self._worker = _Worker()
-        log.warning("camera %s: reopening (reopen #%d)", self.name, self.reopens)
-        self._open_with_backoff(first=False)
-
-    def read(self) -> Frame | None:
-        """The next frame; None at the end of a file/folder or when stopped.
-
-        Raises CameraError when the source keeps failing through every reopen attempt.
-        """
-        failures = 0
-        while not self.stop_event.is_set():
-            hung = False
-            try:
-                image = self._worker.call(self.source.read, self.config.read_timeout_s)
-            except TimeoutError as exc:
-                error, hung = f"read timed out ({exc})", True
-            except (SourceError, OSError, RuntimeError, ValueError) as exc:
-                error = str(exc)
-            else:
-                if image is None:
-                    return None
-                frame = Frame(self._index, time.time(), image)
-                self._index += 1
-                return frame
-            failures += 1
-            self.failed_reads += 1
-            log.warning("camera %s: failed read %d/%d: %s", self.name, failures, self.config.retries, error)
-            if failures >= self.config.retries or hung:
-                try:
-                    self._reopen(hung)
-                except CameraError:
-                    if self.stop_event.is_set():   # asked to stop while waiting to reopen: a clean end
-                        return None
-                    raise
-                failures = 0
-        return None
-
-    def close(self) -> None:
-        try:
-            self._worker.call(self.source.close, self.config.read_timeout_s)
-        except Exception as exc:
-            log.warning("camera %s: close failed: %s", self.name, exc)

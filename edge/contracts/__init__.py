@@ -1,0 +1,1 @@
+"""The contracts the trainer and the edge share: labels, the face crop, the model file."""

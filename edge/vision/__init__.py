@@ -1,0 +1,1 @@
+"""Per-frame vision stages: detect faces, track them, crop and classify them."""
