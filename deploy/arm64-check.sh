@@ -97,8 +97,10 @@ if [ "$REUSE" = 1 ] && [ -d "$ROOTFS/opt/moodcam" ]; then
 else
     phase "fresh root: $ROOTFS from the cached base"
     unmount_under "$ROOTFS"
-rm -rf --one-file-system "$ROOTFS"
-    cp -a "$BASE" "$ROOTFS"
+    rm -rf --one-file-system "$ROOTFS"
+    # debootstrap can leave the base's /proc mounted: copied, it would be the host's whole /proc.
+    unmount_under "$BASE"
+    cp -a --one-file-system "$BASE" "$ROOTFS"
 fi
 mkdir -p "$ROOTFS/proc" "$ROOTFS/sys" "$ROOTFS/dev"
 mount -t proc proc "$ROOTFS/proc"; MOUNTS+=("$ROOTFS/proc")
