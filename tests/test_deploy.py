@@ -146,7 +146,7 @@ def test_daemon_unit_is_a_watched_notify_service_without_network():
 def test_review_unit_is_loopback_only_and_not_started_by_itself():
     s = unit_settings(DEPLOY / "moodcam-review.service")
     cmd = s["ExecStart"][0].split()
-    assert cmd[:3] == ["/opt/moodcam/venv/bin/moodcam", "review", "/var/lib/moodcam"]
+    assert cmd[:4] == ["/opt/moodcam/venv/bin/moodcam", "review", "--state", "/var/lib/moodcam"]
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
     assert s["IPAddressAllow"] == ["localhost"] and s["IPAddressDeny"] == ["any"]
     # install.sh enables only the daemon (checked in the install test below).

@@ -269,7 +269,7 @@ def test_pipeline_hands_the_classifier_its_frame_number(tiny_model, astronaut_pi
 def test_classify_averages_zoomed_views_of_a_still(tiny_model, astronaut_picture):
     """moodcam classify uses the six flip + zoom views by default; --tta-zoom 0 leaves two."""
     from edge.capture.sources import load_picture
-    from edge.commands.classify import STILL_TTA_ZOOM
+    from edge.commands.options import STILL_TTA_ZOOM
 
     def face_probs(*extra):
         out = run_cli("classify", "--json", "--model", tiny_model, *extra, astronaut_picture)

@@ -113,7 +113,7 @@ def test_bulk_review_is_all_or_nothing_and_responses_carry_headers(source):
 
 def test_schemathesis_finds_no_server_errors(state_dir, tmp_path):
     """Fuzz every operation of the OpenAPI schema against the real server (uvicorn); no 5xx."""
-    with review_server(str(state_dir), "--token", TOKEN) as (base, _):
+    with review_server("--state", str(state_dir), "--token", TOKEN) as (base, _):
         proc = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json", "--checks", "not_a_server_error",
              "--max-examples", "25", "--seed", "1", "--generation-database", "none", "--no-color",
@@ -144,21 +144,21 @@ def test_cli_token_rules(state_dir, monkeypatch):
     assert resolve_token("127.0.0.1", "")[1] is True                 # bare --token: generate one
     monkeypatch.setenv("MOODCAM_REVIEW_TOKEN", TOKEN)
     assert resolve_token("10.0.0.2", None) == (TOKEN, False)
-    with pytest.raises(SystemExit, match="at least 16"):
+    with pytest.raises(ValueError, match="at least 16"):
         resolve_token("10.0.0.2", "short")
 
 
 def test_cli_prints_token_link_and_refuses_missing_store(state_dir, tmp_path):
-    with review_server(str(state_dir), "--token") as (base, out):
+    with review_server("--state", str(state_dir), "--token") as (base, out):
         token = out.split("?token=")[1].split()[0]
         assert "token generated" in out
         assert httpx.get(f"{base}/api/info").status_code == 401
         assert httpx.get(f"{base}/api/info", headers={"x-moodcam-token": token}).status_code == 200
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "edge", "review", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "edge", "review", "--state", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     (tmp_path / "empty").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "edge", "review", str(tmp_path / "empty")], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "edge", "review", "--state", str(tmp_path / "empty")], capture_output=True, text=True, env=env)
     assert proc.returncode == 2 and "no moodcam store" in proc.stderr
     # The server never created a store (or anything else) where there was none.
     assert list((tmp_path / "empty").iterdir()) == []

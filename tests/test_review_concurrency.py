@@ -37,7 +37,7 @@ def test_reviews_and_daemon_writes_interleave_without_loss(tmp_path):
     state = tmp_path / "state"
     fill_store(state, 5)
     logged = 150
-    with review_server(str(state)) as (base, _):
+    with review_server("--state", str(state)) as (base, _):
         token = httpx.get(f"{base}/api/info").json()["write_token"]
         headers = {"x-moodcam-token": token}
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(REPO), str(state), str(logged)],

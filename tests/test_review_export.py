@@ -1,4 +1,4 @@
-"""export-reviewed: reviewed faces out as <label>/<id>.png + manifest, a data set fit trains on."""
+"""moodcam dataset: reviewed faces out as <label>/<id>.png + manifest, a data set fit trains on."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.contracts.labels import LABEL_INDEX, LABELS
-from edge.review.export import MANIFEST, export_reviewed, open_source
+from edge.review.dataset import MANIFEST, open_source, write_dataset
 from tests.review_support import fill_store
 
 
@@ -37,7 +37,7 @@ def test_export_layout_manifest_and_modes(reviewed_state, tmp_path):
     out = tmp_path / "reviewed"
     source = open_source(state)
     try:
-        manifest = export_reviewed(source, out)
+        manifest = write_dataset(source, out)
     finally:
         source.close()
     faces = {i: l for i, l in verdicts.items() if l}
@@ -61,13 +61,13 @@ def test_export_layout_manifest_and_modes(reviewed_state, tmp_path):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     # A second export refuses to overwrite unless asked; an unrelated folder is never replaced.
     with pytest.raises(FileExistsError, match="--force"):
-        export_reviewed(open_source(state), out)
-    assert export_reviewed(open_source(state), out, force=True)["count"] == 18
+        write_dataset(open_source(state), out)
+    assert write_dataset(open_source(state), out, force=True)["count"] == 18
     stranger = tmp_path / "photos"
     stranger.mkdir()
     (stranger / "holiday.jpg").write_bytes(b"x")
-    with pytest.raises(FileExistsError, match="not an earlier export"):
-        export_reviewed(open_source(state), stranger, force=True)
+    with pytest.raises(FileExistsError, match="not an earlier data set"):
+        write_dataset(open_source(state), stranger, force=True)
     assert (stranger / "holiday.jpg").exists()
 
 
@@ -78,7 +78,7 @@ def test_exported_set_trains_one_epoch(reviewed_state, tmp_path):
 
     state, verdicts = reviewed_state
     out = tmp_path / "reviewed"
-    export_reviewed(open_source(state), out)
+    write_dataset(open_source(state), out)
     data = load_dataset(out)                        # what `moodcam-train fit OUT` reads
     assert len(data) == 18 and data.size == 48
     expected = sorted(LABEL_INDEX[l] for l in verdicts.values() if l)
@@ -92,15 +92,28 @@ def test_exported_set_trains_one_epoch(reviewed_state, tmp_path):
     assert summary["train_count"] == 18
 
 
-def test_cli_export_reviewed(reviewed_state, tmp_path, capsys):
+def test_cli_dataset(reviewed_state, tmp_path, capsys):
     from edge.cli import main
 
     state, _ = reviewed_state
     out = tmp_path / "cli-out"
-    assert main(["export-reviewed", str(state), "--out", str(out)]) == 0
+    assert main(["dataset", "--state", str(state), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "wrote 18 faces" in printed and "moodcam-train fit" in printed
-    assert main(["export-reviewed", str(state), "--out", str(out)]) == 2
-    assert "--force" in capsys.readouterr().err
-    assert main(["export-reviewed", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert main(["dataset", "--state", str(state), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("moodcam dataset: error: ") and "--force" in err and err.count("\n") == 1
+    assert main(["dataset", "--state", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "no such directory" in capsys.readouterr().err
+    assert main(["dataset", "--state", str(state), "--folder", str(state), "--out", str(out)]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_old_command_name_and_positional_state_still_work(reviewed_state, tmp_path, capsys):
+    from edge.cli import main
+
+    state, _ = reviewed_state
+    assert main(["export-reviewed", str(state), "--out", str(tmp_path / "old")]) == 0
+    captured = capsys.readouterr()
+    assert "wrote 18 faces" in captured.out
+    assert "moodcam: note: 'export-reviewed' is now 'dataset'" in captured.err

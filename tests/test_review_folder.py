@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from edge.review.export import export_reviewed, open_source
+from edge.review.dataset import open_source, write_dataset
 from edge.review.folder import FolderLabelsError, FolderSource
 from edge.review.items import CannotApply, Filters, ReviewChange
 from edge.review.server import create_app
@@ -77,7 +77,7 @@ def test_export_of_a_labelled_folder_feeds_the_trainer(faces, tmp_path):
     src.apply([ReviewChange(ids["person0.jpg"], "label", "sad"), ReviewChange(ids["person2.jpg"], "label", "fear"),
                ReviewChange(ids["person3.jpg"], "not_face")])
     out = tmp_path / "out"
-    manifest = export_reviewed(open_source(faces), out)
+    manifest = write_dataset(open_source(faces), out)
     assert manifest["mode"] == "folder" and manifest["count"] == 2
     data = load_dataset(out)
     assert len(data) == 2 and data.faces.shape[1:] == (48, 48)

@@ -86,7 +86,7 @@ class Page:
 def test_review_flow_in_chromium(state_dir, tmp_path):
     from edge.store.database import Store
 
-    with review_server(str(state_dir)) as (base, out), chromium() as driver:
+    with review_server("--state", str(state_dir)) as (base, out), chromium() as driver:
         assert "127.0.0.1" in out and "token" not in out  # loopback: no token needed
         page = Page(driver, base)
         page.open()
@@ -187,7 +187,7 @@ def test_review_flow_in_chromium(state_dir, tmp_path):
 
     # ... and the export carries it: <label>/<id>.png for every reviewed face, not the non-face.
     out_dir = tmp_path / "reviewed"
-    proc = subprocess.run([sys.executable, "-m", "edge", "export-reviewed", str(state_dir), "--out", str(out_dir)],
+    proc = subprocess.run([sys.executable, "-m", "edge", "dataset", "--state", str(state_dir), "--out", str(out_dir)],
                           cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*.png"))
@@ -200,7 +200,7 @@ def test_token_link_in_chromium(state_dir):
     """With a token, the printed link opens the page; crops load on the cookie; keys still save."""
     from edge.store.database import Store
 
-    with review_server(str(state_dir), "--token") as (base, out), chromium(1000, 700) as driver:
+    with review_server("--state", str(state_dir), "--token") as (base, out), chromium(1000, 700) as driver:
         link = out.split("open ", 1)[1].split()[0]
         assert "?token=" in link
         page = Page(driver, base)
@@ -227,7 +227,7 @@ def test_paging_select_all_and_bulk_accept(tmp_path):
 
     state = tmp_path / "state"
     fill_store(state, 130)
-    with review_server(str(state)) as (base, _), chromium(1280, 800) as driver:
+    with review_server("--state", str(state)) as (base, _), chromium(1280, 800) as driver:
         page = Page(driver, base)
         page.open()
         page.until_count(120)                                       # one page

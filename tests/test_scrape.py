@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.download import DownloadParams, Manifest, SeenPictures, check_picture, Refused
+from trainer.download import DownloadParams, Manifest, Refused, SeenPictures, check_picture
 from trainer.engines import google
 from trainer.scrape import BrowseParams, folder_name, scrape
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from edge.cli import main
-from edge.commands.export import FIELDS
+from edge.store.export import FIELDS
 from edge.contracts.labels import LABELS
 from edge.store.database import Store
 from tests.store_helpers import T0, make_crop, make_record

@@ -396,71 +396,20 @@ def test_shipped_model_scores_what_its_card_says(capsys):
     assert result["accuracy"] > 0.67, "the shipped model fell back below its predecessor (67.07 %: 90 % of the faces, with the blur)"
 
 
-def test_distillation_targets():
-    from trainer.distill import soften, training_targets
+def test_the_shipped_recipe_is_the_defaults():
+    """``moodcam-train fit`` with no --config trains what the shipped model was trained with: its
+    sidecar's hparams are the HParams defaults, but for the one override its recipe gives
+    (early_stopping_patience 85: nothing stops the run) and two keys of a since-removed
+    distillation option, which did nothing without teachers."""
+    from edge.contracts.modelfile import default_model_path
+    from trainer.hparams import HParams
 
-    probs = np.array([[0.7, 0.2, 0.1], [0.98, 0.01, 0.01]], np.float32)
-    np.testing.assert_allclose(soften(probs, 1.0), probs, rtol=1e-5)
-    warm = soften(probs, 2.0)
-    np.testing.assert_allclose(warm.sum(axis=1), 1.0, rtol=1e-6)
-    assert warm[1, 0] < probs[1, 0] and warm[1, 1] > probs[1, 1]   # the second choices come out
-    assert (warm.argmax(1) == probs.argmax(1)).all()                # and the first stays first
-    labels = np.array([2, 0])
-    np.testing.assert_array_equal(training_targets(labels, 3, None, 0.5, 2.0), np.eye(3)[labels])
-    mixed = training_targets(labels, 3, probs, 0.25, 1.0)
-    np.testing.assert_allclose(mixed, 0.75 * np.eye(3)[labels] + 0.25 * probs, rtol=1e-6)
-
-
-def test_student_learns_from_teacher_not_from_wrong_labels(float_run, tmp_path):
-    """A student whose labels are all shuffled still learns the task from a good teacher, and
-    without the teacher it does not: the teacher's predictions really are what it trains on."""
-    import keras
-
-    from trainer.distill import cached_teacher_probabilities, teacher_probabilities
-    from trainer.model import custom_objects
-
-    teacher_run, val_npz = float_run.run, float_run.val
-    good = synthetic_faces(700, 0)
-    shuffled = FaceDataset(good.faces, np.random.default_rng(5).permutation(good.labels), good.sources, good.boxes)
-    save_npz(shuffled, tmp_path / "shuffled.npz")
-    # The 2-epoch teacher is right but unsure (top probability ~0.35): a temperature below 1 sharpens it.
-    config = TINY_CONFIG.replace("epochs = 2", "epochs = 3") + "distill_weight = 1.0\ndistill_temperature = 0.25\nlabel_smoothing = 0.0\n"
-    (tmp_path / "student.toml").write_text(config)
-    (tmp_path / "alone.toml").write_text(config.replace("distill_weight = 1.0", "distill_weight = 0.0"))
-
-    def val_accuracy(config, run, *teacher_args):
-        assert train_cli(["fit", str(tmp_path / "shuffled.npz"), "--val", str(val_npz), "--out", str(tmp_path / run),
-                          "--config", str(tmp_path / config), *teacher_args]) == 0
-        model = keras.models.load_model(tmp_path / run / "best.keras", custom_objects=custom_objects())
-        with np.load(val_npz) as val:
-            return float((model.predict(val["faces"][..., None].astype(np.float32), verbose=0).argmax(1) == val["labels"]).mean())
-
-    assert val_accuracy("student.toml", "student", "--teacher", str(teacher_run)) > 0.6
-    assert val_accuracy("alone.toml", "alone") < 0.3   # chance is 1/7
-    data = json.loads((tmp_path / "student" / "data.json").read_text())
-    assert data["teachers"] == [str(teacher_run)]
-
-    # The run caches the teacher's flip-averaged predictions; a resumed run reads them back even
-    # if the teacher has gone since.
-    cached = np.load(tmp_path / "student" / "teacher.npz")["probs"]
-    np.testing.assert_allclose(cached, teacher_probabilities([teacher_run], shuffled.faces), atol=1e-5)
-    moved = tmp_path / "teacher-copy"
-    shutil.copytree(teacher_run, moved)
-    first = cached_teacher_probabilities(tmp_path / "student", [moved], shuffled)
-    (moved / "best.keras").unlink()
-    np.testing.assert_array_equal(cached_teacher_probabilities(tmp_path / "student", [moved], shuffled), first)
-
-
-def test_distillation_settings_are_checked(tmp_path):
-    from trainer.distill import teacher_model_path
-    from trainer.hparams import load_hparams
-
-    (tmp_path / "bad.toml").write_text("distill_weight = 1.5\n")
-    with pytest.raises(ValueError, match=r"bad.toml: key 'distill_weight' is 1.5; use a value from 0 to 1"):
-        load_hparams(tmp_path / "bad.toml")
-    (tmp_path / "m.tflite").write_bytes(b"x")
-    with pytest.raises(FileNotFoundError, match=r"m.tflite: no Keras model there.*a .tflite model cannot teach"):
-        teacher_model_path(tmp_path / "m.tflite")
+    recorded = dict(load_sidecar(default_model_path()).extra["hparams"])
+    assert set(recorded) - set(HParams().to_dict()) == {"distill_weight", "distill_temperature"}
+    assert "teachers" not in load_sidecar(default_model_path()).data
+    for key in ("distill_weight", "distill_temperature"):
+        del recorded[key]
+    assert recorded == HParams(early_stopping_patience=85).to_dict()
 
 
 def test_input_blur_is_a_gaussian_with_mirrored_borders():
@@ -490,7 +439,7 @@ def tflite_ops(tflite: Path) -> set[str]:
 
 
 def test_prediction_models_carry_the_runs_input_blur(trained_run, tmp_path):
-    """Evaluate, export and distillation load a run through ``load_for_inference``: the training
+    """Evaluate and export load a run through ``load_for_inference``: the training
     model on faces blurred by the run's ``input_blur`` (the default 0.6 here), and on the faces as
     they are once the run says 0. The exported int8 model carries the blur's ops."""
     import cv2
@@ -538,69 +487,12 @@ def test_export_input_blur_overrides_the_runs(float_run, tmp_path, capsys):
     assert "moodcam-train export: error: --input-blur -1: use a sigma from 0 (off) to 2 pixels" in capsys.readouterr().err
 
 
-def test_input_blur_and_resampling_settings_are_checked(tmp_path):
+def test_input_blur_setting_is_checked(tmp_path):
     from trainer.hparams import load_hparams
 
     (tmp_path / "bad.toml").write_text("input_blur = -0.5\n")
     with pytest.raises(ValueError, match=r"bad.toml: key 'input_blur' is -0.5; use a sigma from 0 \(off\) to 2 pixels"):
         load_hparams(tmp_path / "bad.toml")
-    (tmp_path / "bad.toml").write_text('augment_resampling = "twice"\n')
-    with pytest.raises(ValueError, match=r"bad.toml: key 'augment_resampling' is 'twice'; use chained or once"):
-        load_hparams(tmp_path / "bad.toml")
-
-
-def test_mixup_blends_face_target_and_weight_with_one_lambda(tmp_path):
-    """Each mixed item is lambda * itself + (1 - lambda) * one partner of its batch, with the same
-    lambda for the face, the target and the class weight; the same seed and step mix the same way."""
-    from trainer.fit import _tf_dataset, mixup
-    from trainer.hparams import load_hparams
-
-    n = len(LABELS)
-    faces = np.stack([np.full((48, 48), 10 * k, np.uint8) for k in range(n)])
-    ds = FaceDataset(faces, np.arange(n), np.array([f"flat#{k}" for k in range(n)]), np.full((n, 4), -1, np.int32))
-    hp = load_hparams(None, batch_size=n, mixup_alpha=0.4, seed=7)
-    weights = {k: 1.0 + k for k in range(n)}
-    batches = _tf_dataset(ds, hp, True, weights).take(20)
-    mixed_rows = 0
-    for x, y, w in batches:
-        x, y, w = x.numpy(), y.numpy(), w.numpy()
-        np.testing.assert_allclose(y.sum(1), 1.0, rtol=1e-5)
-        for row in range(n):
-            # the target's share of each class is that class's weight in the blend
-            share = y[row]
-            np.testing.assert_allclose(x[row].ravel(), share @ (10.0 * np.arange(n)), rtol=1e-4, atol=1e-3)
-            np.testing.assert_allclose(w[row], share @ (1.0 + np.arange(n)), rtol=1e-5)
-            assert (share > 1e-6).sum() <= 2
-            mixed_rows += int(0.05 < share.max() < 0.95)
-    assert mixed_rows > 10  # alpha 0.4 blends many items visibly, not only by a hair
-    one = load_hparams(None, batch_size=n, mixup_alpha=0.0)
-    x0, y0 = next(iter(_tf_dataset(ds, one, True, None)))
-    assert set(np.unique(y0.numpy())) == {0.0, 1.0}  # off: plain one-hot targets
-    batch = (tf_constant(faces[..., None].astype(np.float32)), tf_constant(np.eye(n, dtype=np.float32)))
-    for a, b in zip(mixup(batch, 0.4, (3, 5)), mixup(batch, 0.4, (3, 5)), strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert not np.array_equal(mixup(batch, 0.4, (3, 5))[1].numpy(), mixup(batch, 0.4, (3, 6))[1].numpy())
-    (tmp_path / "bad.toml").write_text("mixup_alpha = 2\n")
-    with pytest.raises(ValueError, match=r"bad.toml: key 'mixup_alpha' is 2; use 0 \(off\) to 1"):
-        load_hparams(tmp_path / "bad.toml")
-
-
-def test_fit_with_mixup_trains_and_records_it(tmp_path):
-    from trainer.fit import fit
-    from trainer.hparams import load_hparams
-
-    save_npz(synthetic_faces(70, 0), tmp_path / "train.npz")
-    (tmp_path / "tiny.toml").write_text(TINY_CONFIG + "mixup_alpha = 0.2\n")
-    fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "tiny.toml"), verbose=0)
-    assert json.loads((tmp_path / "run" / "hparams.json").read_text())["mixup_alpha"] == 0.2
-    rows = (tmp_path / "run" / "epochs.csv").read_text().splitlines()[1:]
-    assert len(rows) == 2 and all(np.isfinite(float(v)) for r in rows for v in r.split(","))
-
-
-def tf_constant(a):
-    import tensorflow as tf
-
-    return tf.constant(a)
 
 
 def test_init_starts_from_another_models_weights_and_stays_on_record(tmp_path):
@@ -628,89 +520,7 @@ def test_init_starts_from_another_models_weights_and_stays_on_record(tmp_path):
     assert json.loads((tmp_path / "b" / "data.json").read_text())["init_from"] == str(source)
 
 
-def test_resume_accepts_a_run_saved_before_a_key_existed(tmp_path):
-    """Runs written by an older moodcam lack newer HParams keys; resuming one must not be refused
-    as if its settings had changed. A missing key means what such a run was trained with
-    (``BEFORE_THE_KEY``, where the default changed since), else today's default."""
-    from trainer.fit import fit
-    from trainer.hparams import BEFORE_THE_KEY, load_hparams, load_run_hparams
-
-    assert BEFORE_THE_KEY == {"augment_resampling": "chained", "input_blur": 0.0, "mixup_alpha": 0.0}
-    save_npz(synthetic_faces(70, 0), tmp_path / "train.npz")
-    old_style = TINY_CONFIG.replace("epochs = 2", "epochs = 1").replace("input_blur = 0.6", 'input_blur = 0.0\naugment_resampling = "chained"')
-    (tmp_path / "old.toml").write_text(old_style)
-    fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "old.toml"), verbose=0)
-    saved = json.loads((tmp_path / "run" / "hparams.json").read_text())
-    for key in ("augment_resampling", "input_blur", "distill_weight", "mixup_alpha"):  # as a run from before these keys
-        del saved[key]
-    (tmp_path / "run" / "hparams.json").write_text(json.dumps(saved))
-    loaded = load_run_hparams(tmp_path / "run")
-    assert (loaded.augment_resampling, loaded.input_blur, loaded.distill_weight, loaded.mixup_alpha) == ("chained", 0.0, 0.5, 0.0)
-    fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "old.toml", epochs=2), resume=True, verbose=0)
-    assert len((tmp_path / "run" / "epochs.csv").read_text().strip().splitlines()) == 3   # header + 2 epochs
-    # settings that are not what that run was trained with are refused, naming both keys (the
-    # default blur, 0.6, is not the none such a run had)
-    (tmp_path / "new.toml").write_text(TINY_CONFIG.replace("input_blur = 0.6\n", 'augment_resampling = "once"\n'))
-    with pytest.raises(ValueError, match=r"hparams.json differs from the hyper-parameters given in \['augment_resampling', 'input_blur'\]"):
-        fit([tmp_path / "train.npz"], tmp_path / "run", load_hparams(tmp_path / "new.toml", epochs=3), resume=True, verbose=0)
-
-
-def test_warp_resamples_like_opencv():
-    """``warp`` (the one resample of the training augmentation) is OpenCV's bilinear warpAffine
-    with the inverse map and replicated borders, for a rotation + zoom + shift."""
-    import cv2
-
-    from trainer.model import warp
-
-    rng = np.random.default_rng(0)
-    images = cv2.GaussianBlur(rng.integers(0, 256, (2, 48, 48)).astype(np.float32), (0, 0), 1.5)
-    angle, scale, tx, ty = np.radians(8.0), 1.07, 3.4, -2.2
-    a = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    centre = np.array([23.5, 23.5])
-    offset = centre - a @ centre + [tx, ty]
-    matrix = np.hstack([a, offset[:, None]]).astype(np.float32)
-    warped = np.asarray(warp(images[..., None], np.tile(np.r_[matrix.ravel(), 0, 0], (2, 1))))[..., 0]
-    expected = np.stack([cv2.warpAffine(im, matrix, (48, 48), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                        borderMode=cv2.BORDER_REPLICATE) for im in images])
-    assert np.abs(expected - images).mean() > 5, "the map must move the pixels for the test to mean anything"
-    np.testing.assert_allclose(warped, expected, atol=0.05)
-
-
-def test_random_affine_draws_within_its_limits_and_keeps_faces_sharper():
-    """Rotation, zoom and shift drawn within the configured limits, and, resampled once, the
-    faces keep more fine detail (Laplacian variance) than after Keras' three chained layers,
-    which is the point of the layer (see ``HParams.input_blur``)."""
-    import cv2
-    import keras
-    import tensorflow as tf
-
-    from trainer.model import RandomAffine, random_affine_transforms
-
-    t = np.asarray(random_affine_transforms(tf.constant([4000, 48, 48, 1]), 10.0, 0.1, 0.1))
-    angle = np.degrees(np.arctan2(t[:, 3], t[:, 0]))
-    scale = np.hypot(t[:, 0], t[:, 3])
-    centre = 23.5
-    shift = t[:, [2, 5]] - (centre - (t[:, [0, 3]] + t[:, [1, 4]]) * centre)
-    assert 9.0 < np.abs(angle).max() <= 10.0 + 1e-4
-    assert 0.9 - 1e-6 <= scale.min() < 0.91 and 1.09 < scale.max() <= 1.1 + 1e-6
-    assert 4.5 < np.abs(shift).max() <= 4.8 + 1e-4
-    assert (t[:, 6:] == 0).all()
-
-    faces = synthetic_faces(70, 0).faces[..., None].astype(np.float32)
-    sharpness = lambda batch: np.mean([cv2.Laplacian(np.asarray(im)[..., 0], cv2.CV_32F).var() for im in batch])  # noqa: E731
-    keras.utils.set_random_seed(0)
-    once = RandomAffine(10.0, 0.1, 0.1)(faces, training=True)
-    chained = keras.Sequential([keras.layers.RandomRotation(10 / 360, fill_mode="nearest"),
-                                keras.layers.RandomZoom(0.1, fill_mode="nearest"),
-                                keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest")])(faces, training=True)
-    assert sharpness(chained) < sharpness(once) < sharpness(faces)
-    assert sharpness(once) > 1.5 * sharpness(chained)
-    np.testing.assert_array_equal(np.asarray(RandomAffine(10.0, 0.1, 0.1)(faces, training=False)), faces)
-
-
-@pytest.mark.parametrize("resampling, geometric", [("chained", ["RandomRotation", "RandomZoom", "RandomTranslation"]),
-                                                    ("once", ["RandomAffine"])])
-def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path, resampling, geometric):
+def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path):
     """The augmentation block (custom layers included) survives the per-epoch checkpoint:
     a resumed run loads it and trains on, and the run exports to prediction without it."""
     from trainer.fit import fit
@@ -718,8 +528,7 @@ def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path, resamplin
     from trainer.model import load_for_inference
 
     save_npz(synthetic_faces(140, 0), tmp_path / "train.npz")
-    hp = HParams(widths=(8, 16), convs_per_block=(1, 1), epochs=1, batch_size=16, warmup_epochs=0,
-                 augment_resampling=resampling)
+    hp = HParams(widths=(8, 16), convs_per_block=(1, 1), epochs=1, batch_size=16, warmup_epochs=0)
     fit([tmp_path / "train.npz"], tmp_path / "run", hp, verbose=0)
     fit([tmp_path / "train.npz"], tmp_path / "run", dataclasses.replace(hp, epochs=2), resume=True, verbose=0)
     assert len((tmp_path / "run" / "epochs.csv").read_text().strip().splitlines()) == 3   # header + 2 epochs
@@ -729,66 +538,13 @@ def test_run_with_the_default_augmentation_saves_and_resumes(tmp_path, resamplin
 
     trained = keras.models.load_model(tmp_path / "run" / "last.keras", custom_objects=custom_objects())
     augment = [layer.__class__.__name__ for layer in trained.get_layer("augment").layers]
-    assert augment == ["RandomFlip", *geometric, "RandomBrightness", "RandomContrast", "RandomErase"]
+    assert augment == ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomBrightness",
+                       "RandomContrast", "RandomErase"]
     predictor = load_for_inference(tmp_path / "run" / "last.keras")
     assert "augment" not in [layer.name for layer in predictor.layers]
     probs = predictor.predict(synthetic_faces(14, 1).faces[..., None].astype(np.float32), verbose=0)
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
-
-
-def test_ensemble_averages_its_members_and_exports_as_one_model(float_run, tmp_path, capsys):
-    """``moodcam-train ensemble`` puts two real runs into one graph that returns the mean of their
-    probabilities; evaluate and export take its folder like a fit run, and the int8 file is one
-    model whose sidecar names the members."""
-    from trainer.model import load_for_inference
-
-    run, val, single_tflite = float_run.run, float_run.val, float_run.tflite
-    root = val.parent
-    other = tmp_path / "runs" / "tiny-seed7"
-    assert train_cli(["fit", str(root / "train.npz"), "--val", str(val), "--out", str(other),
-                      "--config", str(root / "tiny.toml"), "--seed", "7"]) == 0
-    ensemble = tmp_path / "runs" / "pair"
-    assert train_cli(["ensemble", str(run), str(other), "--out", str(ensemble), "--checkpoint", "best.keras"]) == 0
-
-    faces = np.load(val)["faces"]
-    x = faces[..., None].astype(np.float32)
-    members = [load_for_inference(r / "best.keras").predict(x, verbose=0) for r in (run, other)]
-    assert np.abs(members[0] - members[1]).max() > 1e-3, "two seeds must differ for the mean to be tested"
-    combined = load_for_inference(ensemble / "ensemble.keras").predict(x, verbose=0)  # with the runs' blur 0.6
-    np.testing.assert_allclose(combined, (members[0] + members[1]) / 2, atol=1e-5)
-
-    labels = np.load(val)["labels"]
-    capsys.readouterr()
-    assert train_cli(["evaluate", str(ensemble), str(val), "--json"]) == 0
-    # the JSON rounds to 4 decimals, so half a step of that is the tolerance
-    assert last_json_line(capsys.readouterr().out)["accuracy"] == pytest.approx(np.mean(combined.argmax(1) == labels), abs=5e-5)
-
-    out = tmp_path / "models" / "pair"
-    assert train_cli(["export", str(ensemble), "--out", str(out), "--samples", "100", "--max-drop", "100"]) == 0
-    meta = load_sidecar(out.with_suffix(".tflite"))
-    assert meta.extra["checkpoint"] == "ensemble.keras"
-    assert [m["run"] for m in meta.extra["ensemble"]["members"]] == [str(run), str(other)]
-    assert [m["seed"] for m in meta.extra["ensemble"]["members"]] == [1337, 7]
-    assert meta.metrics["val_accuracy_float"] == pytest.approx(np.mean(combined.argmax(1) == labels), abs=1e-4)
-    # twice the weights of one member, in one file
-    assert meta.metrics["tflite_bytes"] > 1.5 * load_sidecar(single_tflite).metrics["tflite_bytes"] - 20_000
-    capsys.readouterr()
-    assert train_cli(["fit", str(root / "train.npz"), "--out", str(ensemble), "--resume"]) == 2
-    assert "is an ensemble folder written by 'moodcam-train ensemble'; it cannot be trained" in capsys.readouterr().err
-
-
-def test_ensemble_refuses_members_that_do_not_share_their_data(float_run, tmp_path, capsys):
-    run = float_run.run
-    stranger = tmp_path / "stranger"
-    shutil.copytree(run, stranger)
-    info = json.loads((stranger / "data.json").read_text())
-    (stranger / "data.json").write_text(json.dumps(info | {"val_sources": ["elsewhere/val.npz"]}))
-    capsys.readouterr()
-    assert train_cli(["ensemble", str(run), str(stranger), "--out", str(tmp_path / "e"), "--checkpoint", "best.keras"]) == 2
-    err = capsys.readouterr().err
-    assert "stranger/data.json has val_sources ['elsewhere/val.npz']" in err and "must share" in err
-    assert not (tmp_path / "e").exists()
-    assert train_cli(["ensemble", str(run), "--out", str(tmp_path / "e")]) == 2
-    assert "needs at least two runs; got 1" in capsys.readouterr().err
-    assert train_cli(["ensemble", str(run), str(tmp_path / "nowhere"), "--out", str(tmp_path / "e")]) == 2
-    assert "nowhere/hparams.json is missing" in capsys.readouterr().err
+    # Only the epoch count may change on resume; anything else is refused, naming the keys.
+    with pytest.raises(ValueError, match=r"hparams.json differs from the hyper-parameters given in \['dropout', 'input_blur'\]"):
+        fit([tmp_path / "train.npz"], tmp_path / "run", dataclasses.replace(hp, epochs=3, dropout=0.2, input_blur=0.0),
+            resume=True, verbose=0)

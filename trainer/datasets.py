@@ -3,7 +3,7 @@
 A data set is uint8 faces (N, S, S), int labels (N,) in :data:`edge.labels.LABELS` order,
 the source picture of each face (N,) and its box in that picture (N, 4; -1 when pre-cropped).
 On disk it is an ``.npz`` with exactly those arrays, or a folder tree ``<label>/*.png|jpg`` of
-pre-cropped faces (FER2013's image-folder form, and what ``moodcam export-reviewed`` writes).
+pre-cropped faces (FER2013's image-folder form, and what ``moodcam dataset`` writes).
 """
 from __future__ import annotations
 

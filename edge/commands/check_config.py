@@ -1,9 +1,15 @@
 """``moodcam check-config FILE``: validate a config without starting anything."""
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
+
+from edge.cliutil import report_error, write_line
+from edge.config import ConfigError, load_config
 
 HELP = "validate a config file without starting anything"
+EXIT_CODES = "exit status: 0 the config is valid; 2 it is not (the line says which key and why)"
 
 
 def add_arguments(parser) -> None:
@@ -12,17 +18,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import json
-    from dataclasses import asdict
-
-    from edge.config import ConfigError, load_config
-
     try:
         config = load_config(args.file)
     except ConfigError as exc:
-        print(f"moodcam check-config: {exc}", file=sys.stderr)
-        return 2
+        return report_error("moodcam check-config", exc)
     if args.print:
-        print(json.dumps(asdict(config), indent=2))
+        write_line(json.dumps(asdict(config), indent=2))
     print(f"{args.file}: ok", file=sys.stderr)
     return 0

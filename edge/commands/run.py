@@ -1,12 +1,17 @@
 """``moodcam run``: the daemon (camera -> faces -> expressions -> log)."""
 from __future__ import annotations
 
-import sys
+from dataclasses import asdict
+
+from edge.cliutil import EXIT_USAGE, report_error, write_line
+from edge.config import ConfigError, load_config, parse_config
+from edge.service.daemon import Daemon, summary_line
+from edge.service.notify import setup_logging
 
 HELP = "run the daemon: camera -> faces -> expressions -> log"
 DESCRIPTION = (HELP + ". With a file:/dir: source or --max-frames it stops by itself and prints a one-line "
-               "JSON summary (frames, faces, logged rows, mean ms per stage, fps). Exit status: 0 done, "
-               "2 bad config, 3 bad model, 4 camera gone, 5 store unusable.")
+               "JSON summary (frames, faces, logged rows, mean ms per stage, fps).")
+EXIT_CODES = "exit status: 0 done; 2 bad config or arguments; 3 bad model; 4 camera gone; 5 store unusable"
 
 
 def add_arguments(parser) -> None:
@@ -20,10 +25,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from edge.config import ConfigError, load_config, parse_config
-    from edge.service.daemon import EXIT_CONFIG, Daemon, summary_line
-    from edge.service.notify import setup_logging
-
     try:
         config = load_config(args.config)
         overrides = {}
@@ -34,20 +35,16 @@ def run(args) -> int:
         if args.model:
             overrides["classifier"] = {"model": args.model}
         if overrides:   # re-validate, so '--source fiel:x' fails like a typo in the file would
-            from dataclasses import asdict
-
             data = asdict(config)
             for section, values in overrides.items():
                 data[section].update(values)
             config = parse_config(data, "command line")
     except ConfigError as exc:
-        print(f"moodcam run: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return report_error("moodcam run", exc, EXIT_USAGE)
     if args.max_frames is not None and args.max_frames < 1:
-        print("moodcam run: --max-frames must be at least 1", file=sys.stderr)
-        return EXIT_CONFIG
+        return report_error("moodcam run", f"--max-frames {args.max_frames} must be at least 1", EXIT_USAGE)
     setup_logging(config.logging.level)
     daemon = Daemon(config, max_frames=args.max_frames)
     status = daemon.run()
-    print(summary_line(daemon), flush=True)
+    write_line(summary_line(daemon))
     return status

@@ -7,22 +7,21 @@ and logged counts come from the heartbeat the daemon writes into the store about
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from pathlib import Path
 
+from edge.cliutil import report_error, write_line
+from edge.commands.options import add_state_option, state_dir
+from edge.store.database import Store
 from edge.store.health import disk_usage, verify
+from edge.store.records import StoreError, iso_utc
 
 HELP = "print fps, faces, logged rows and disk use from the store"
+EXIT_CODES = "exit status: 0 shown; 1 --check found problems; 2 no store at --state (or it cannot be read)"
 STALE_AFTER_S = 180.0  # three missed heartbeats (the daemon writes one a minute)
 
 
 def add_arguments(p) -> None:
-    from edge.store.layout import default_state_dir
-
-    p.add_argument("--state", type=Path, default=None, metavar="DIR",
-                   help=f"the daemon's state directory (default: {default_state_dir()})")
+    add_state_option(p)
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.add_argument("--check", action="store_true",
                    help="also verify the store (integrity_check, every crop present and decodable); exit 1 on problems")
@@ -30,8 +29,6 @@ def add_arguments(p) -> None:
 
 def collect(store, now: float | None = None, *, check: bool = False) -> dict:
     """Everything status prints, as plain data (the --json output)."""
-    from edge.store.records import iso_utc
-
     now = time.time() if now is None else now
     summary = store.summary()
     usage = disk_usage(store)
@@ -107,19 +104,13 @@ def format_text(s: dict) -> str:
 
 
 def run(args) -> int:
-    from edge.store.database import open_for_reading
-    from edge.store.layout import default_state_dir
-
-    state = args.state or default_state_dir()
-    store = open_for_reading(state, "moodcam status")
-    if store is None:
-        return 2
+    try:
+        store = Store(state_dir(args), readonly=True)
+    except StoreError as exc:
+        return report_error("moodcam status", exc)
     try:
         status = collect(store, check=args.check)
     finally:
         store.close()
-    try:
-        print(json.dumps(status, indent=2) if args.json else format_text(status), flush=True)
-    except BrokenPipeError:  # `moodcam status | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    write_line(json.dumps(status, indent=2) if args.json else format_text(status))
     return 1 if status.get("problems") else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -19,11 +20,16 @@ from pathlib import Path
 
 from edge.capture.camera import Camera
 from edge.capture.sources import CameraError, DemoSource, Source, make_source, source_ends
+from edge.cliutil import EXIT_CAMERA, EXIT_MODEL, EXIT_OK, EXIT_STORE
 from edge.config import Config, retention_policy
 from edge.contracts.crop import crop_face
 from edge.contracts.modelfile import ModelFileError, default_model_path
 from edge.service.logpolicy import LogPolicy
 from edge.service.notify import Notifier
+from edge.store import retention
+from edge.store.database import Store
+from edge.store.layout import default_state_dir
+from edge.store.records import FaceRecord, StoreError, StoreFullError
 from edge.vision.classify import Classifier
 from edge.vision.detect import Detector
 from edge.vision.pipeline import FrameResult, Pipeline, StageTimes
@@ -31,7 +37,6 @@ from edge.vision.track import Tracker
 
 log = logging.getLogger("moodcam.daemon")
 
-EXIT_OK, EXIT_CONFIG, EXIT_MODEL, EXIT_CAMERA, EXIT_STORE = 0, 2, 3, 4, 5
 DEMO_FPS = 15.0          # the demo source is paced so an idle demo daemon does not burn a core
 LOG_CROP_SIZE = 96       # logged crops: the model's framing, at a size a person can review
 
@@ -110,11 +115,8 @@ class Daemon:
         self._log_crop = replace(crop, size=max(LOG_CROP_SIZE, crop.size))
 
     def start_store(self) -> None:
-        from edge.store import database as store_module
-
-        self._store_module = store_module
-        self.state_dir = Path(self.config.store.state_dir or store_module.default_state_dir())
-        self.store = store_module.Store(self.state_dir)
+        self.state_dir = Path(self.config.store.state_dir or default_state_dir())
+        self.store = Store(self.state_dir)
         self._store_retry_at = 0.0
         self._next_heartbeat = 0.0
 
@@ -124,8 +126,6 @@ class Daemon:
         Its own thread, so deleting a backlog of crops on a slow SD card never stalls frames (or
         trips the watchdog); the store is thread-safe. After a full disk the loop wakes it early.
         """
-        from edge.store import retention
-
         self._retention_wake = threading.Event()
         r = self.config.retention
         policy = retention_policy(self.config)
@@ -194,10 +194,6 @@ class Daemon:
     # ----------------------------------------------------------------------- the loop
     def run(self) -> int:
         """Start, process frames until stopped / the source ends / max_frames, stop. Exit status."""
-        import sqlite3
-
-        from edge.store.records import StoreError
-
         status = EXIT_OK
         try:
             self.start()
@@ -255,13 +251,13 @@ class Daemon:
             if time.monotonic() < self._store_retry_at:
                 self.stats.dropped += 1
                 continue
-            record = self._store_module.FaceRecord(
+            record = FaceRecord(
                 ts=frame.ts, frame=frame.index, track=face.track_id, box=tuple(face.box), label=label,
                 confidence=face.smoothed.confidence, probs=dict(zip(self.classifier.meta.labels, face.smoothed.probs)),
                 model_sha256=self.classifier.meta.tflite_sha256, source=self.camera.name)
             try:
                 self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop))
-            except self._store_module.StoreFullError as exc:
+            except StoreFullError as exc:
                 self.stats.dropped += 1
                 self._store_retry_at = time.monotonic() + self.config.store.retry_full_s
                 self._retention_wake.set()        # free space now if the policy allows

@@ -34,7 +34,6 @@ import logging
 import os
 import secrets
 import sqlite3
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -520,13 +519,3 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def open_for_reading(state_dir: Path | str, prog: str) -> Store | None:
-    """The store at ``state_dir``, read-only, for a command; ``None`` after saying on stderr why it
-    cannot be opened (the command then exits 2)."""
-    try:
-        return Store(state_dir, readonly=True)
-    except StoreError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return None

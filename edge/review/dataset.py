@@ -1,7 +1,7 @@
 """Reviewed faces out as a training set: ``OUT/<label>/<id>.png`` plus ``OUT/manifest.json``.
 
 ``trainer.datasets.load_face_folder`` reads exactly this layout, so ``moodcam-train fit OUT``
-trains on it directly. Faces marked "not a face" and unreviewed faces are left out. The export
+trains on it directly. Faces marked "not a face" and unreviewed faces are left out. The data set
 is built in a temporary folder beside OUT and renamed into place, so OUT is never half-written.
 """
 from __future__ import annotations
@@ -14,35 +14,31 @@ from pathlib import Path
 
 from edge.contracts.labels import LABELS
 from edge.review.files import make_private_dir, write_private
+from edge.review.folder import LABELS_FILE, FolderSource
 from edge.review.items import Filters
+from edge.review.storesource import StoreSource
 
 MANIFEST = "manifest.json"
 
 
 def open_source(path: Path, readonly: bool = True):
     """A labelled folder (it has a labels.csv) or a state directory (the store)."""
-    from edge.review.folder import LABELS_FILE
-
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such directory; give the daemon's state directory or a labelled folder")
     if (path / LABELS_FILE).exists():
-        from edge.review.folder import FolderSource
-
         return FolderSource(path)
-    from edge.review.storesource import StoreSource
-
     return StoreSource(path, readonly=readonly)
 
 
-def export_reviewed(source, out: Path, *, force: bool = False) -> dict:
+def write_dataset(source, out: Path, *, force: bool = False) -> dict:
     """Write every reviewed face of ``source`` under ``out``; returns the manifest."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not (out / MANIFEST).exists():
-            raise FileExistsError(f"{out} exists and is not an earlier export (no {MANIFEST}); choose an empty --out")
+            raise FileExistsError(f"{out} exists and is not an earlier data set (no {MANIFEST}); choose an empty --out")
         if not force:
-            raise FileExistsError(f"{out} holds an earlier export; pass --force to replace it")
+            raise FileExistsError(f"{out} holds an earlier data set; pass --force to replace it")
     out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new parent is private; an existing one is left alone
     tmp = out.with_name(f".{out.name}.export-tmp")
     if tmp.exists():

@@ -1,0 +1,57 @@
+"""Options that several commands share, each defined once: the same flag, default and help everywhere.
+
+``moodcam status``, ``export``, ``review`` and ``dataset`` read the log through ``--state DIR``;
+``moodcam classify`` and ``moodcam-train evaluate`` look for faces in still pictures with the same
+cascade settings, so a figure from ``evaluate`` is what ``classify`` does on the same pictures.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edge.store.layout import default_state_dir
+
+# Stills: the cascade's first dlib upsampling level (1: faces down to ~40 px; N+1 is the fallback).
+STILL_UPSAMPLE = 1
+# Pictures are shrunk to this longest side before detection, as a camera frame: a Pi 3 spends about
+# four times as long on 1280 px, and faces in web pictures are large enough at 640.
+STILL_MAX_SIDE = 640
+# Zoomed views for stills: chosen on validation faces (0.05-0.2 tried). Six model calls a face are
+# little next to the detector cascade; the daemon's classifier.tta_zoom is off.
+STILL_TTA_ZOOM = 0.15
+
+
+def add_state_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state", type=Path, default=None, metavar="DIR",
+                   help=f"the daemon's state directory (default: {default_state_dir()}; $MOODCAM_STATE_DIR "
+                        "overrides it)")
+
+
+def state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state).expanduser() if args.state else default_state_dir()
+
+
+def add_still_options(p: argparse.ArgumentParser, *, tta_default: bool | None = True) -> None:
+    """--upsample, --max-side, --tta/--no-tta and --tta-zoom; ``tta_default=None`` lets a config decide."""
+    p.add_argument("--upsample", type=int, default=STILL_UPSAMPLE, metavar="N",
+                   help=f"first dlib upsampling level of the still-picture cascade (default {STILL_UPSAMPLE}: "
+                        "faces down to ~40 px; N+1 is tried when nothing is found; 0..3)")
+    p.add_argument("--max-side", type=int, default=STILL_MAX_SIDE, metavar="PX",
+                   help=f"pictures are shrunk to this longest side for detection (default {STILL_MAX_SIDE})")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=tta_default,
+                   help="also classify each face mirrored and average the two (default: "
+                        + ("classifier.tta of the config, on)" if tta_default is None else
+                           f"{'on' if tta_default else 'off'})"))
+    p.add_argument("--tta-zoom", type=float, default=STILL_TTA_ZOOM, metavar="Z",
+                   help=f"also classify each face zoomed to 1-Z and 1+Z and average (default {STILL_TTA_ZOOM}; "
+                        "0 = off; 0..0.3)")
+
+
+def check_still_options(args: argparse.Namespace) -> None:
+    """Raise ValueError naming the option when a still-picture option is out of range."""
+    if not 0 <= args.upsample <= 3:
+        raise ValueError(f"--upsample {args.upsample} is out of range; use 0..3")
+    if args.max_side < 64:
+        raise ValueError(f"--max-side {args.max_side} is too small; use at least 64")
+    if not 0.0 <= args.tta_zoom <= 0.3:
+        raise ValueError(f"--tta-zoom {args.tta_zoom} is out of range; use 0 (off) to 0.3")
