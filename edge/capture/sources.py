@@ -9,6 +9,7 @@ other string OpenCV can open (``rtsp://...``, ``/dev/video2``).
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
@@ -17,6 +18,9 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from PIL import Image
+
+from edge.capture.pictures import NotAPicture, decode_picture
 
 log = logging.getLogger("moodcam.camera")
 
@@ -74,7 +78,6 @@ def parse_source(spec: str) -> SourceSpec:
         return SourceSpec(kind, arg)
     if "://" in spec or spec.startswith("/dev/"):
         return SourceSpec("url", spec)
-    import difflib
 
     close = difflib.get_close_matches(spec.split(":")[0], ["auto", "picamera2", "v4l2", "file", "dir", "demo"], n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -86,7 +89,6 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale ``image`` (RGB) to fit width x height keeping its aspect, centred on black."""
     if image.shape[0] == height and image.shape[1] == width:
         return image
-    from PIL import Image
 
     h, w = image.shape[:2]
     scale = min(width / w, height / h)
@@ -101,8 +103,6 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
 def load_picture(path: Path) -> np.ndarray:
     """An RGB uint8 array from any picture Pillow reads (first frame of GIF/MPO, EXIF rotation
     applied); raises ValueError naming the file when it is not a readable picture."""
-    from edge.capture.pictures import NotAPicture, decode_picture
-
     try:
         return decode_picture(path)
     except NotAPicture as exc:
@@ -231,7 +231,6 @@ class DemoSource:
         self._i = 0
 
     def open(self) -> None:
-        from PIL import Image
         from skimage import data
 
         photo = data.astronaut()[0:300, 90:390]           # head and shoulders, face ~90 px wide

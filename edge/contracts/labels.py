@@ -3,6 +3,7 @@
 Both the trainer and the edge import this; a model's JSON sidecar also carries its own
 label list, and the edge refuses a model whose labels are not these, in this order.
 """
+import re
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
@@ -25,8 +26,6 @@ def label_from_name(name: str) -> str | None:
     >>> label_from_name("Disgusted+Human+Faces")
     'disgust'
     """
-    import re
-
     for word in re.split(r"[^a-z]+", name.lower()):
         if word in _WORD_TO_LABEL:
             return _WORD_TO_LABEL[word]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,8 +130,6 @@ def load_sidecar(tflite_path: Path, *, verify_hash: bool = True) -> ModelMeta:
 
 def default_model_path() -> Path:
     """The shipped default model: ``models/default.tflite`` in a checkout, or $MOODCAM_MODEL."""
-    import os
-
     env = os.environ.get("MOODCAM_MODEL")
     if env:
         return Path(env)

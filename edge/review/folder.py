@@ -14,7 +14,11 @@ import csv
 import io
 import os
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
+
+from PIL import Image, ImageOps
 
 from edge.contracts.labels import LABELS, label_from_name
 from edge.review.files import write_private
@@ -33,8 +37,6 @@ class FolderSource:
     mode = "folder"
 
     def __init__(self, folder: Path, clock=None):
-        import time
-
         self.folder = Path(folder).resolve()
         if not self.folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such folder; give a folder of face pictures to label")
@@ -145,8 +147,6 @@ class FolderSource:
             return len(self._matching(filters))
 
     def iter_reviewed(self, filters: Filters):
-        from dataclasses import replace
-
         with self._lock:
             return iter(self._matching(replace(filters, reviewed=True)))
 
@@ -167,8 +167,6 @@ class FolderSource:
     def crop(self, item_id: int) -> tuple[bytes, str]:
         """The picture re-encoded as PNG (at most 320 px): browsers can't show TIFF, and a
         re-encoded image never carries a file's other content to the page."""
-        from PIL import Image, ImageOps
-
         with Image.open(self.picture_path(item_id)) as im:
             im = ImageOps.exif_transpose(im)
             im = im.convert("RGB" if im.mode not in ("L", "LA", "I", "I;16", "1") else "L")
@@ -178,8 +176,6 @@ class FolderSource:
         return buf.getvalue(), "image/png"
 
     def crop_image(self, item_id: int):
-        from PIL import Image, ImageOps
-
         with Image.open(self.picture_path(item_id)) as im:
             return ImageOps.exif_transpose(im).convert("L")
 

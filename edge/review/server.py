@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.contracts.labels import LABELS
 from edge.review import queries
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange
-from edge.review.security import HEADER, Guard, cookie_name
+from edge.review.security import HEADER, Guard, cookie_name, is_loopback
 
 STATIC = Path(__file__).parent / "static"
 MAX_ID = 2**62                      # SQLite integers are 64-bit; larger ids are a 422, not a 500
@@ -185,8 +185,6 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
 def serve(source, host: str = "127.0.0.1", port: int = 8080, token: str | None = None) -> None:
     """Run the app with uvicorn until Ctrl-C."""
     import uvicorn
-
-    from edge.review.security import is_loopback
 
     app = create_app(source, token=token, check_host=is_loopback(host))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, server_header=False)

@@ -10,8 +10,13 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from PIL import Image
+
 from edge.contracts.labels import LABELS
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange, ReviewItem
+from edge.store.database import Store
+from edge.store.layout import DB_NAME
+from edge.store.records import StoreError
 
 _MEDIA_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 
@@ -44,9 +49,6 @@ class StoreSource:
     mode = "store"
 
     def __init__(self, state_dir: Path, busy_timeout_s: float = 10.0, readonly: bool = False):
-        from edge.store.database import Store
-        from edge.store.layout import DB_NAME
-
         self.state_dir = Path(state_dir).resolve()
         self.description = str(self.state_dir)
         if not (self.state_dir / DB_NAME).is_file():
@@ -98,8 +100,6 @@ class StoreSource:
 
     def crop_file(self, item_id: int) -> Path:
         """The crop file of a row, from the database only; never a path from the request."""
-        from edge.store.records import StoreError
-
         try:
             with self._lock:
                 path = self.store.crop_path(item_id)
@@ -118,8 +118,6 @@ class StoreSource:
         return path, _MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
 
     def crop_image(self, item_id: int):
-        from PIL import Image
-
         with Image.open(self.crop_file(item_id)) as im:
             return im.convert("L")
 

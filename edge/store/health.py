@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from PIL import Image
+
 from edge.store.database import Store
 
 
@@ -37,8 +39,6 @@ def verify(store: Store, *, decode: bool = True) -> list[str]:
 
     Empty list = healthy. Used by tests and `moodcam status --check`.
     """
-    from PIL import Image
-
     problems = []
     result = [r[0] for r in store.read("PRAGMA integrity_check")]
     rows = store.read("SELECT id, crop_file FROM faces")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,6 @@ def parse_time(value: str | float | int | datetime) -> float:
 
 def encode_png(crop: np.ndarray) -> bytes:
     """PNG bytes of a uint8 gray crop (H, W); refuses anything else with a clear error."""
-    from PIL import Image
-
     arr = np.asarray(crop)
     if arr.dtype != np.uint8 or arr.ndim != 2 or min(arr.shape) < 1:
         raise ValueError(f"a face crop must be a uint8 gray array (H, W); got dtype {arr.dtype}, "

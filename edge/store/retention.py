@@ -17,6 +17,7 @@ A limit of 0 switches its rule off. The daemon builds the policy from its config
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from dataclasses import dataclass, fields
@@ -54,8 +55,6 @@ class RetentionPolicy:
     @classmethod
     def from_dict(cls, data: dict) -> "RetentionPolicy":
         """From a ``[retention]`` TOML table; unknown keys fail naming the closest known one."""
-        import difflib
-
         known = [f.name for f in fields(cls)]
         for key in data:
             if key not in known:

@@ -16,6 +16,7 @@ import numpy as np
 from edge.contracts.crop import Box, crop_face
 from edge.contracts.labels import LABELS
 from edge.contracts.modelfile import ModelFileError, ModelMeta, load_sidecar
+from edge.vision.interpreter import interpreter_class
 
 
 def zoomed(crops: np.ndarray, scale: float, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
@@ -90,8 +91,6 @@ class Classifier:
 
     def __init__(self, model_path: str | Path, num_threads: int = 1, batch: str = "auto", tta: bool = False,
                  tta_zoom: float = 0.0, zoom_across_frames: bool = False):
-        from edge.vision.interpreter import interpreter_class
-
         self.path = Path(model_path)
         self.meta: ModelMeta = load_sidecar(self.path)          # raises ModelFileError saying why
         cls, self.runtime = interpreter_class()
