@@ -10,7 +10,6 @@ COMMANDS = {
     "import-fer2013": ("trainer.commands.import_fer2013", "read FER2013 (CSV or image folders) into .npz data sets"),
     "fit": ("trainer.commands.fit", "train the CNN on one or more data sets"),
     "evaluate": ("trainer.commands.evaluate", "measure a Keras run or a .tflite on faces or raw pictures"),
-    "ensemble": ("trainer.commands.ensemble", "combine trained runs into one model averaging their probabilities"),
     "export": ("trainer.commands.export", "export a run as int8 .tflite + JSON sidecar"),
 }
 

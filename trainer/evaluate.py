@@ -15,6 +15,7 @@ left out of ``accuracy_found``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,11 +23,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PIL import Image
 
+from edge.capture.pictures import open_picture
 from edge.contracts.crop import Box, CropParams, crop_face
 from edge.contracts.labels import LABELS, label_from_name
+from edge.contracts.modelfile import load_sidecar
 from edge.vision.classify import average_over_views
+from edge.vision.interpreter import make_interpreter
 from edge.vision.stills import PictureDetectParams, faces_in_still
+from trainer.model import load_for_inference
 
 # --------------------------------------------------------------------------- models
 
@@ -59,8 +65,6 @@ def keras_predict_fn(model) -> Callable[[np.ndarray], np.ndarray]:
 
 def tflite_predict_fn(tflite: bytes | Path, num_threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """Run an int8 (or float) .tflite one face at a time, quantizing as the edge does."""
-    from edge.vision.interpreter import make_interpreter
-
     if isinstance(tflite, (bytes, bytearray)):
         interpreter = make_interpreter(model_content=bytes(tflite), num_threads=num_threads)
     else:
@@ -90,31 +94,20 @@ def load_predictor(model: Path, *, tta: bool = False, tta_zoom: float = 0.0, num
     """A run folder, a ``.keras`` file or a ``.tflite`` (with its sidecar, hash checked)."""
     model = Path(model)
     if model.suffix == ".tflite":
-        from edge.contracts.modelfile import load_sidecar
-
         meta = load_sidecar(model)  # ModelFileError for a tampered file or a broken sidecar
         return Predictor(model.name, "tflite-int8", meta.crop, tflite_predict_fn(model, num_threads), tta, tta_zoom)
     keras_file, crop = resolve_keras(model)
-    from trainer.model import load_for_inference
-
     loaded = load_for_inference(keras_file)
-    size = int(loaded.input_shape[1])
-    if crop.size != size:
-        crop = CropParams(size=size, margin=crop.margin, square=crop.square)
+    crop = dataclasses.replace(crop, size=int(loaded.input_shape[1]))  # a bare .keras file: its own size
     return Predictor(str(model), "keras", crop, keras_predict_fn(loaded), tta, tta_zoom)
 
 
 def resolve_keras(model: Path) -> tuple[Path, CropParams]:
     """(the .keras file, its crop parameters) for a run folder or a .keras file."""
     if model.is_dir():
-        from trainer.ensemble import ENSEMBLE_FILE
-
         keras_file = model / "best.keras"
-        if not keras_file.exists() and (model / ENSEMBLE_FILE).exists():
-            keras_file = model / ENSEMBLE_FILE
         if not keras_file.exists():
-            raise FileNotFoundError(f"{model} has no best.keras; is it a run folder written by 'moodcam-train fit' "
-                                    "(or an ensemble folder written by 'moodcam-train ensemble')?")
+            raise FileNotFoundError(f"{model} has no best.keras; is it a run folder written by 'moodcam-train fit'?")
         return keras_file, run_crop_params(model)
     if model.suffix == ".keras" and model.is_file():
         return model, run_crop_params(model.parent)
@@ -122,18 +115,12 @@ def resolve_keras(model: Path) -> tuple[Path, CropParams]:
 
 
 def run_crop_params(run: Path) -> CropParams:
-    """The crop a run's faces were cut with: ``crop`` in its data.json when ingest recorded one,
-    else the contract's defaults at the run's input size."""
-    size = CropParams().size
+    """The contract's crop at the input size of the run folder ``run`` (its hparams.json), or
+    the contract's default size where there is none."""
     hparams = run / "hparams.json"
     if hparams.is_file():
-        size = int(json.loads(hparams.read_text()).get("input_size", size))
-    data_json = run / "data.json"
-    if data_json.is_file():
-        recorded = json.loads(data_json.read_text()).get("crop")
-        if isinstance(recorded, dict):
-            return CropParams.from_dict(recorded | {"size": size})
-    return CropParams(size=size)
+        return CropParams(size=int(json.loads(hparams.read_text())["input_size"]))
+    return CropParams()
 
 
 # --------------------------------------------------------------------------- metrics
@@ -180,10 +167,6 @@ def evaluate_faces(predictor: Predictor, faces: np.ndarray, labels: np.ndarray) 
 def load_picture(path: Path, max_side: int) -> np.ndarray:
     """First frame, EXIF-upright, RGB, shrunk so its longer side is at most ``max_side`` (a camera
     frame's size: what the edge detects on). Raises ValueError/OSError for a non-picture."""
-    from PIL import Image
-
-    from edge.capture.pictures import open_picture
-
     im = open_picture(path)  # the same decoding as ingest and the edge (NotAPicture is a ValueError)
     if max(im.size) > max_side:
         scale = max_side / max(im.size)

@@ -5,6 +5,12 @@ raw gray pixels 0..255, so the int8 input is exactly ``pixel - 128`` (scale 1, z
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime
+import io
+import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +18,19 @@ import numpy as np
 from edge.contracts.crop import CropParams
 from edge.contracts.labels import LABELS
 from edge.contracts.modelfile import ModelMeta, Quantization, sha256_of, write_sidecar
+from edge.machine import cpu_description
+from edge.vision.interpreter import interpreter_class, make_interpreter
+from trainer.datasets import load_dataset
+from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
+from trainer.evaluate import metrics as score
+from trainer.fit import load_training_data
+from trainer.hparams import load_hparams, load_run_hparams, require_run_files
+from trainer.model import inference_model, load_for_inference
 
 
 def convert_int8(model, representative_faces: np.ndarray, *, samples: int = 500, seed: int = 0) -> bytes:
     """Full-integer int8 TFLite bytes; ``representative_faces`` is uint8 (N, S, S)."""
     import tensorflow as tf
-
-    from trainer.model import inference_model
 
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(representative_faces), size=min(samples, len(representative_faces)), replace=False)
@@ -39,8 +51,6 @@ def convert_int8(model, representative_faces: np.ndarray, *, samples: int = 500,
 
 def io_quantization(tflite_bytes: bytes) -> tuple[Quantization, Quantization]:
     """(input, output) quantization parameters read back from the converted model."""
-    from edge.vision.interpreter import make_interpreter
-
     interpreter = make_interpreter(model_content=tflite_bytes)
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     as_quant = lambda d: Quantization(scale=float(d["quantization"][0]), zero_point=int(d["quantization"][1]), dtype=np.dtype(d["dtype"]).name)  # noqa: E731
@@ -71,10 +81,6 @@ class ExportRefused(RuntimeError):
 
 def latency_ms(tflite_bytes: bytes, size: int, *, runs: int = 200, seed: int = 0) -> float:
     """Median single-threaded milliseconds per face (one invoke), as on the Pi's one core per face."""
-    import time
-
-    from edge.vision.interpreter import make_interpreter
-
     interpreter = make_interpreter(model_content=tflite_bytes, num_threads=1)
     (inp,) = interpreter.get_input_details()
     x = np.random.default_rng(seed).integers(-128, 128, (1, size, size, 1)).astype(inp["dtype"])
@@ -89,7 +95,7 @@ def latency_ms(tflite_bytes: bytes, size: int, *, runs: int = 200, seed: int = 0
 
 
 def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: float = 1.0,
-               checkpoint: str | None = None, margin: float | None = None, input_blur: float | None = None,
+               checkpoint: str = "best.keras", margin: float | None = None, input_blur: float | None = None,
                samples: int = 500, test_data: list[Path] = (), log=print) -> Path:
     """Export a fit run folder to ``out.tflite`` + ``out.json``; returns the .tflite path.
 
@@ -99,30 +105,11 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     int8 accuracy is more than ``max_drop_points`` below float, unless ``force``. Each of
     ``test_data`` (faces: .npz or <label>/ folders) is scored with the int8 model and recorded.
     ``input_blur`` replaces the run's ``HParams.input_blur`` (sigma in pixels; 0 = none) and is
-    recorded in the sidecar's ``hparams`` as the blur the model applies. ``checkpoint`` defaults
-    to ``best.keras``, or ``ensemble.keras`` in an ensemble folder (``moodcam-train ensemble``).
+    recorded in the sidecar's ``hparams`` as the blur the model applies. ``checkpoint`` is the
+    run's ``best.keras`` (best validation epoch) unless given, e.g. ``last.keras``.
     """
-    import contextlib
-    import dataclasses
-    import datetime
-    import io
-    import json
-
-    from trainer.ensemble import ENSEMBLE_FILE, ensemble_record
-    from trainer.hparams import require_run_files
-
     run = Path(run)
-    ensemble = ensemble_record(run)
-    if checkpoint is None:  # a fit run's best epoch, or the one model of an ensemble folder
-        checkpoint = ENSEMBLE_FILE if ensemble is not None else "best.keras"
     require_run_files(run, "hparams.json", "data.json", checkpoint)
-
-    from edge.machine import cpu_description
-    from edge.vision.interpreter import interpreter_class
-    from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
-    from trainer.fit import load_training_data
-    from trainer.hparams import load_hparams, load_run_hparams
-    from trainer.model import load_for_inference
     hp = load_run_hparams(run)
     if input_blur is not None:
         hp = load_hparams(None, **(hp.to_dict() | {"input_blur": input_blur}))  # validated like a config key
@@ -158,9 +145,6 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
                             "representative faces (--samples), or pass --force to export anyway")
     tests = {}
     for path in test_data:  # e.g. FER2013 PublicTest: its int8 accuracy travels in the sidecar
-        from trainer.datasets import load_dataset
-        from trainer.evaluate import metrics as score
-
         ds = load_dataset(Path(path), crop.size)
         result = score(ds.labels, tflite_predict_fn(tflite_bytes)(ds.faces).argmax(1))
         tests[str(path)] = {k: result[k] for k in ("accuracy", "n", "macro_f1")}
@@ -186,7 +170,4 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
     extra = {"hparams": hp.to_dict(), "run": str(run), "checkpoint": checkpoint,
              "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "representative_samples": min(samples, len(train))}
-    if ensemble is not None:  # hparams then describe the first member; this says who they all are
-        extra["ensemble"] = ensemble
-    data_summary = {k: v for k, v in data_info.items() if k != "crop"}
-    return write_model(out, tflite_bytes, crop, data=data_summary, metrics=metrics, extra=extra)
+    return write_model(out, tflite_bytes, crop, data=data_info, metrics=metrics, extra=extra)

@@ -7,6 +7,7 @@ epoch, with optimizer state), ``best.keras`` (best validation accuracy), ``state
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -19,6 +20,7 @@ import numpy as np
 from edge.contracts.labels import LABELS
 from trainer.datasets import FaceDataset, concat, load_dataset, one_hot, stratified_split
 from trainer.hparams import HParams, saved_hparams
+from trainer.model import custom_objects, make_model, resolve_precision
 
 
 def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
@@ -67,13 +69,12 @@ def load_training_data(paths: list[Path], val_paths: list[Path], hp: HParams) ->
     return train, val, summary
 
 
-def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | None, targets: np.ndarray | None = None):
-    """Batches of (face, float target[, sample weight]); targets default to the one-hot labels."""
+def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | None):
+    """Batches of (face, one-hot target[, sample weight])."""
     import tensorflow as tf
 
     x = ds.faces[..., None].astype(np.float32)
-    y = targets if targets is not None else one_hot(ds.labels)
-    # Class weights follow the hard label, also when the target is mixed with a teacher's.
+    y = one_hot(ds.labels)
     items = (x, y) if weights is None or not training else (x, y, np.array([weights[int(v)] for v in ds.labels], np.float32))
     data = tf.data.Dataset.from_tensor_slices(items)
     if training:
@@ -85,28 +86,7 @@ def _tf_dataset(ds: FaceDataset, hp: HParams, training: bool, weights: dict | No
     options.autotune.enabled = False
     options.experimental_optimization.inject_prefetch = False
     data = data.batch(hp.batch_size).repeat()
-    if training and hp.mixup_alpha > 0:
-        data = data.enumerate().map(lambda step, batch: mixup(batch, hp.mixup_alpha, (hp.seed, step)))
     return data.with_options(options)
-
-
-def mixup(batch: tuple, alpha: float, seed) -> tuple:
-    """Blend each item of a batch (face, target and sample weight alike) with another item of the
-    same batch, lambda ~ Beta(alpha, alpha) per item. Stateless random ops seeded by (run seed, step):
-    the same run mixes the same pairs."""
-    import tensorflow as tf
-
-    n = tf.shape(batch[0])[0]
-    seeds = tf.random.experimental.stateless_split(tf.cast(tf.stack(seed), tf.int64), 3)
-    g1 = tf.random.stateless_gamma([n], seeds[0], alpha)
-    g2 = tf.random.stateless_gamma([n], seeds[1], alpha)
-    lam = g1 / tf.maximum(g1 + g2, 1e-12)  # Beta(alpha, alpha) from two gammas
-    partner = tf.argsort(tf.random.stateless_uniform([n], seeds[2]))
-    mixed = []
-    for item in batch:
-        weight = tf.cast(tf.reshape(lam, [-1] + [1] * (len(item.shape) - 1)), item.dtype)
-        mixed.append(weight * item + (1.0 - weight) * tf.gather(item, partner))
-    return tuple(mixed)
 
 
 class _RunState:
@@ -153,8 +133,6 @@ def _callbacks(run: Path, hp: HParams, state: _RunState):
 
 def plot_curves(csv_path: Path, png_path: Path) -> None:
     """Loss and accuracy per epoch, train vs validation."""
-    import csv
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,15 +155,13 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
 
 
 def fit(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), resume: bool = False,
-        init_from: Path | None = None, teachers: list[Path] = (), verbose: int = 1) -> Path:
+        init_from: Path | None = None, verbose: int = 1) -> Path:
     """Train into ``run`` and return the path of the best model (``best.keras``).
 
     ``init_from`` starts from another run's weights (fine-tuning, or a second cosine cycle)
-    with a fresh optimizer and this run's schedule. ``teachers`` (run folders or .keras models)
-    turn on knowledge distillation: see :mod:`trainer.distill` and ``HParams.distill_weight``.
+    with a fresh optimizer and this run's schedule.
     """
-    return prepare_run(data, run, hp, val_data=val_data, resume=resume, init_from=init_from,
-                       teachers=teachers).train(verbose)
+    return prepare_run(data, run, hp, val_data=val_data, resume=resume, init_from=init_from).train(verbose)
 
 
 @dataclass
@@ -202,7 +178,6 @@ class PreparedRun:
     model: object
     train_data: FaceDataset
     val_data: FaceDataset
-    targets: np.ndarray | None
     state: _RunState
 
     def train(self, verbose: int = 1) -> Path:
@@ -211,7 +186,7 @@ class PreparedRun:
         weights = class_weights(self.train_data.labels, hp.class_weighting)
         steps = lambda ds: math.ceil(len(ds) / hp.batch_size)  # noqa: E731
         with _precision(self.policy):
-            self.model.fit(_tf_dataset(self.train_data, hp, True, weights, self.targets),
+            self.model.fit(_tf_dataset(self.train_data, hp, True, weights),
                            validation_data=_tf_dataset(self.val_data, hp, False, None),
                            steps_per_epoch=steps(self.train_data), validation_steps=steps(self.val_data),
                            epochs=hp.epochs, initial_epoch=self.state.data["epoch"] + 1,
@@ -233,34 +208,26 @@ def _precision(policy: str):
 
 
 def prepare_run(data: list[Path], run: Path, hp: HParams, *, val_data: list[Path] = (), resume: bool = False,
-                init_from: Path | None = None, teachers: list[Path] = ()) -> PreparedRun:
+                init_from: Path | None = None) -> PreparedRun:
     """Check the run folder and settings, load the data and build (or resume) the model; see :func:`fit`."""
-    from trainer.model import resolve_precision
-
     policy = resolve_precision(hp.precision)
     with _precision(policy):
-        return _prepare(data, Path(run), hp, policy, val_data=val_data, resume=resume, init_from=init_from,
-                        teachers=[Path(t) for t in teachers])
+        return _prepare(data, Path(run), hp, policy, val_data=val_data, resume=resume, init_from=init_from)
 
 
 def _check_resumable(run: Path, hp: HParams) -> None:
     saved = saved_hparams(run)
     # Only the epoch count may change on resume (to extend a run); anything else would make
     # the checkpoint and the new settings disagree silently.
-    # A key the saved file lacks (a run older than the key) counts as it was then, else its default.
-    defaults = HParams().to_dict()
-    changed = sorted(k for k, v in hp.to_dict().items() if k != "epochs" and saved.get(k, defaults[k]) != v)
+    changed = sorted(k for k, v in hp.to_dict().items() if k != "epochs" and saved.get(k) != v)
     if changed:
         raise ValueError(f"{run}/hparams.json differs from the hyper-parameters given in {changed}; "
                          "resume with the same --config")
 
 
-def _prepare(data, run: Path, hp: HParams, policy: str, *, val_data, resume, init_from, teachers) -> PreparedRun:
+def _prepare(data, run: Path, hp: HParams, policy: str, *, val_data, resume, init_from) -> PreparedRun:
     import keras
 
-    if (run / "ensemble.json").exists():
-        raise ValueError(f"{run} is an ensemble folder written by 'moodcam-train ensemble'; it cannot be trained "
-                         "or resumed: fit its members (listed in its ensemble.json) and combine them again")
     if run.exists() and any(run.iterdir()) and not resume:
         raise FileExistsError(f"run folder {run} is not empty; pass --resume to continue it or choose another --out")
     run.mkdir(parents=True, exist_ok=True)
@@ -271,13 +238,6 @@ def _prepare(data, run: Path, hp: HParams, policy: str, *, val_data, resume, ini
         _check_resumable(run, hp)
     (run / "hparams.json").write_text(json.dumps(hp.to_dict(), indent=2))
     summary["precision"] = policy
-    targets = None  # one-hot labels
-    if teachers:
-        from trainer.distill import cached_teacher_probabilities, training_targets
-
-        summary["teachers"] = [str(t) for t in teachers]
-        targets = training_targets(train.labels, len(LABELS), cached_teacher_probabilities(run, teachers, train),
-                                   hp.distill_weight, hp.distill_temperature)
     if resume and (run / "last.keras").exists() and (run / "data.json").exists():
         # A resumed run continues its own weights; what they first came from stays on record.
         previous = json.loads((run / "data.json").read_text())
@@ -286,15 +246,13 @@ def _prepare(data, run: Path, hp: HParams, policy: str, *, val_data, resume, ini
     elif init_from is not None:
         summary["init_from"] = str(init_from)
     (run / "data.json").write_text(json.dumps(summary, indent=2))
-    return PreparedRun(run, hp, policy, _build_or_resume(run, hp, state, init_from), train, val, targets, state)
+    return PreparedRun(run, hp, policy, _build_or_resume(run, hp, state, init_from), train, val, state)
 
 
 def compiled_model(hp: HParams):
     """A new model for ``hp``, compiled as a fresh run trains it (``bench/train_throughput.py``
     times this very step). Call under the run's precision policy (:func:`_precision`)."""
     import keras
-
-    from trainer.model import make_model
 
     model = make_model(hp, len(LABELS))
     model.compile(optimizer=make_optimizer(hp),
@@ -305,8 +263,6 @@ def compiled_model(hp: HParams):
 
 def _build_or_resume(run: Path, hp: HParams, state: _RunState, init_from: Path | None):
     import keras
-
-    from trainer.model import custom_objects
 
     if (run / "last.keras").exists():
         # Only reached with resume=True: without it a non-empty run folder was refused above.

@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from trainer.hparams import HParams
+from edge.machine import cpu_flags
+from trainer.hparams import HParams, load_run_hparams
 
 
 def custom_objects() -> dict:
     """What ``keras.models.load_model`` needs to read a saved moodcam model."""
-    return {"RandomErase": _random_erase_class(), "InputBlur": _input_blur_class(),
-            "RandomAffine": _random_affine_class()}
+    return {"RandomErase": _random_erase_class(), "InputBlur": _input_blur_class()}
 
 
 def _augmenter(hp: HParams):
@@ -24,16 +24,12 @@ def _augmenter(hp: HParams):
     layers = []
     if hp.flip:
         layers.append(keras.layers.RandomFlip("horizontal"))
-    if hp.augment_resampling == "once":
-        if hp.rotation_deg or hp.zoom or hp.shift:
-            layers.append(RandomAffine(hp.rotation_deg, hp.zoom, hp.shift))
-    else:
-        if hp.rotation_deg:
-            layers.append(keras.layers.RandomRotation(hp.rotation_deg / 360.0, fill_mode="nearest"))
-        if hp.zoom:
-            layers.append(keras.layers.RandomZoom(hp.zoom, fill_mode="nearest"))
-        if hp.shift:
-            layers.append(keras.layers.RandomTranslation(hp.shift, hp.shift, fill_mode="nearest"))
+    if hp.rotation_deg:
+        layers.append(keras.layers.RandomRotation(hp.rotation_deg / 360.0, fill_mode="nearest"))
+    if hp.zoom:
+        layers.append(keras.layers.RandomZoom(hp.zoom, fill_mode="nearest"))
+    if hp.shift:
+        layers.append(keras.layers.RandomTranslation(hp.shift, hp.shift, fill_mode="nearest"))
     if hp.brightness:
         layers.append(keras.layers.RandomBrightness(hp.brightness, value_range=(0, 255)))
     if hp.contrast:
@@ -82,78 +78,6 @@ def RandomErase(rate: float):  # noqa: N802 - reads like the layer it builds
 
 
 @functools.cache
-def _random_affine_class():
-    import keras
-    import tensorflow as tf
-
-    @keras.saving.register_keras_serializable(package="moodcam")
-    class RandomAffine(keras.layers.Layer):
-        """Random rotation, zoom and shift composed into one affine map and resampled once.
-
-        Keras' RandomRotation, RandomZoom and RandomTranslation in a row resample each face
-        three times, and every bilinear resample softens it (about a Gaussian of sigma 0.4 each,
-        0.7 for the three): the network then never sees a face as crisp as the camera's. Used with
-        ``HParams.augment_resampling = "once"``.
-        """
-
-        def __init__(self, rotation_deg: float = 10.0, zoom: float = 0.1, shift: float = 0.1, **kwargs):
-            # float32 whatever the global policy: interpolated in bfloat16, 0..255 pixel values would
-            # keep only 8 significant bits
-            kwargs.setdefault("dtype", "float32")
-            super().__init__(**kwargs)
-            self.rotation_deg, self.zoom, self.shift = float(rotation_deg), float(zoom), float(shift)
-
-        def call(self, images, training=None):
-            if not training:
-                return images
-            transforms = random_affine_transforms(tf.shape(images), self.rotation_deg, self.zoom, self.shift)
-            return warp(images, transforms)
-
-        def get_config(self):
-            return super().get_config() | {"rotation_deg": self.rotation_deg, "zoom": self.zoom, "shift": self.shift}
-
-    return RandomAffine
-
-
-def RandomAffine(rotation_deg: float, zoom: float, shift: float):  # noqa: N802 - reads like the layer it builds
-    return _random_affine_class()(rotation_deg, zoom, shift)
-
-
-def random_affine_transforms(shape, rotation_deg: float, zoom: float, shift: float):
-    """One random map per image of a ``shape`` (N, H, W, C) batch, as the 8 numbers :func:`warp`
-    takes: output pixel (x, y) samples the input at ``s R(angle) (x - c, y - c) + c + t``, with
-    c the image centre, |angle| <= rotation_deg, s in 1 -/+ zoom (above 1 zooms out) and each
-    of t's components within shift times the side."""
-    import math
-
-    import tensorflow as tf
-
-    n = shape[0]
-    h, w = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
-    uniform = lambda limit: tf.random.uniform([n], -limit, limit)  # noqa: E731
-    angle = uniform(rotation_deg * math.pi / 180.0)
-    scale = 1.0 + uniform(zoom)
-    a0, a1 = scale * tf.cos(angle), -scale * tf.sin(angle)
-    b0, b1 = scale * tf.sin(angle), scale * tf.cos(angle)
-    cx, cy = (w - 1.0) / 2.0, (h - 1.0) / 2.0
-    a2 = cx - a0 * cx - a1 * cy + uniform(shift) * w
-    b2 = cy - b0 * cx - b1 * cy + uniform(shift) * h
-    zeros = tf.zeros_like(a0)
-    return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-
-
-def warp(images, transforms):
-    """Resample each image once, bilinearly, at ``transforms`` (N x 8, TensorFlow's projective
-    form; the affine part maps output to input pixel coordinates); outside the image the
-    nearest edge pixel is repeated, as OpenCV's BORDER_REPLICATE does."""
-    import tensorflow as tf
-
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=tf.cast(transforms, tf.float32), output_shape=tf.shape(images)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")
-
-
-@functools.cache
 def _input_blur_class():
     import keras
     import numpy as np
@@ -164,7 +88,8 @@ def _input_blur_class():
         see ``HParams.input_blur`` for why. Converts to TFLite MIRROR_PAD + DEPTHWISE_CONV_2D."""
 
         def __init__(self, sigma: float = 0.6, **kwargs):
-            # float32 whatever the global policy: teachers are loaded for prediction inside a bf16 fit
+            # float32 whatever the global policy: blurred in bfloat16, the 0..255 pixels would keep
+            # only 8 significant bits before the int8 input quantization
             kwargs.setdefault("dtype", "float32")
             kwargs["trainable"] = False
             super().__init__(**kwargs)
@@ -195,14 +120,8 @@ def inference_model(model, input_blur: float = 0.0):
     with ``input_blur`` > 0, with an :func:`InputBlur` of that sigma in front."""
     import keras
 
-    from trainer.ensemble import MEAN_LAYER
-
     inputs = keras.Input(model.input_shape[1:], name="gray")
     x = InputBlur(input_blur)(inputs) if input_blur > 0 else inputs
-    if any(layer.name == MEAN_LAYER for layer in model.layers):
-        # An ensemble (trainer.ensemble): its members were stripped when it was combined, and it is
-        # a graph, not a chain of layers; call it whole.
-        return keras.Model(inputs, model(x), name=model.name)
     for layer in model.layers[1:]:
         if layer.name == "augment":
             continue
@@ -216,8 +135,6 @@ def load_for_inference(keras_file: Path, input_blur: float | None = None):
     file gets the default), or ``input_blur`` when given. The blur is never applied in training,
     so it can be chosen after a run ends, on its validation faces."""
     import keras
-
-    from trainer.hparams import load_run_hparams
 
     keras_file = Path(keras_file)
     hp = load_run_hparams(keras_file.parent) if (keras_file.parent / "hparams.json").is_file() else HParams()
@@ -254,8 +171,6 @@ def make_model(hp: HParams = HParams(), num_classes: int = 7):
 
 def resolve_precision(precision: str) -> str:
     """The Keras dtype policy for ``HParams.precision`` on this machine."""
-    from edge.machine import cpu_flags
-
     if precision != "auto":
         return precision
     # Only where bf16 runs in hardware; emulated it is about 12x slower than float32

@@ -17,18 +17,29 @@ line (they are in ``--report DIR``/metrics.json).
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
+from PIL import Image
+
 from edge.cliutil import report_error
+from edge.contracts.modelfile import ModelFileError
+from trainer.datasets import IMAGE_SUFFIXES, load_dataset
+from trainer.evaluate import (
+    evaluate_faces,
+    evaluate_pictures,
+    load_predictor,
+    per_class_markdown,
+    summary_lines,
+    write_report,
+)
 
 HELP = "measure a Keras run or a .tflite on faces or raw pictures"
 DESCRIPTION = __doc__
 
 
 def add_arguments(p) -> None:
-    import argparse
-
     p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the contract's line breaks
     p.add_argument("model", type=Path, help="run folder, .keras file or .tflite (with its .json sidecar)")
     p.add_argument("data", type=Path, help=".npz faces, <label>/ face folders, or emotion-named folders of raw pictures")
@@ -49,10 +60,6 @@ def guess_mode(data: Path, size: int) -> str:
     """faces for .npz files and folders whose first pictures are small squares; else pictures."""
     if data.is_file():
         return "faces"
-    from PIL import Image
-
-    from trainer.datasets import IMAGE_SUFFIXES
-
     for folder in sorted(p for p in data.iterdir() if p.is_dir()):
         for f in sorted(folder.iterdir())[:5]:
             if f.suffix.lower() in IMAGE_SUFFIXES:
@@ -66,8 +73,6 @@ def guess_mode(data: Path, size: int) -> str:
 
 
 def run(args) -> int:
-    from edge.contracts.modelfile import ModelFileError
-
     try:
         return _run(args)
     except (ModelFileError, FileNotFoundError, ValueError) as exc:
@@ -75,9 +80,6 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    from trainer.datasets import load_dataset
-    from trainer.evaluate import evaluate_faces, evaluate_pictures, load_predictor, summary_lines, write_report
-
     if not args.data.exists():
         raise FileNotFoundError(f"data {args.data} does not exist")
     if not 0.0 <= args.tta_zoom <= 0.3:
@@ -101,7 +103,5 @@ def _run(args) -> int:
         print(json.dumps(line))
     else:
         print("\n".join(summary_lines(result)))
-        from trainer.evaluate import per_class_markdown
-
         print(per_class_markdown(result))
     return 0

@@ -7,25 +7,26 @@ than --max-drop points of validation accuracy against float, unless --force.
 """
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 from edge.cliutil import report_error
+from trainer.export import ExportRefused, export_run
 
 HELP = "export a run as int8 .tflite + JSON sidecar"
 DESCRIPTION = __doc__
 
 
 def add_arguments(p) -> None:
-    import argparse
-
     p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the contract's line breaks
     p.add_argument("run", type=Path, help="run folder written by 'moodcam-train fit'")
     p.add_argument("--out", type=Path, required=True, help="output path without suffix (writes OUT.tflite + OUT.json)")
     p.add_argument("--force", action="store_true", help="write the model even when int8 loses more than --max-drop")
     p.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
                    help="largest int8-vs-float validation accuracy loss accepted, in percentage points (default 1.0)")
-    p.add_argument("--checkpoint", help="which checkpoint of the run: best.keras (the default) or last.keras; "
-                                        "an ensemble folder has one, ensemble.keras")
+    p.add_argument("--checkpoint", default="best.keras",
+                   help="which checkpoint of the run: best.keras (best validation epoch, the default) or last.keras")
     p.add_argument("--samples", type=int, default=500, help="representative training faces for int8 calibration")
     p.add_argument("--margin", type=float, help="override the crop margin recorded in the sidecar")
     p.add_argument("--input-blur", type=float, metavar="SIGMA",
@@ -36,10 +37,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import sys
-
-    from trainer.export import ExportRefused, export_run
-
     tflite = Path(str(args.out) if str(args.out).endswith(".tflite") else str(args.out) + ".tflite")
     if tflite.exists() and not args.force:
         return report_error("moodcam-train export", f"{tflite} exists; pass --force to replace it")

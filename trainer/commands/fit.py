@@ -1,9 +1,11 @@
-"""moodcam-train fit DATA... --out runs/NAME [--config hparams.toml] [--resume] [--teacher RUN ...]"""
+"""moodcam-train fit DATA... --out runs/NAME [--config hparams.toml] [--resume] [--init MODEL]"""
 from __future__ import annotations
 
 from pathlib import Path
 
 from edge.cliutil import report_error
+from trainer.fit import prepare_run
+from trainer.hparams import load_hparams
 
 HELP = "train the CNN on one or more data sets"
 
@@ -20,20 +22,14 @@ def add_arguments(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--init", type=Path, help="start from this .keras model's weights (fine-tune / second cycle)")
     p.add_argument("--learning-rate", type=float, help="override the peak learning rate")
-    p.add_argument("--teacher", type=Path, action="append", default=[], metavar="RUN_OR_KERAS",
-                   help="distil from this trained model (a run folder or .keras; repeat for an ensemble); "
-                        "distill_weight and distill_temperature in --config set how much")
 
 
 def run(args) -> int:
-    from trainer.fit import prepare_run
-    from trainer.hparams import load_hparams
-
     try:
         hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                           seed=args.seed, learning_rate=args.learning_rate)
         prepared = prepare_run(args.data, args.out, hp, val_data=args.val, resume=args.resume,
-                               init_from=args.init, teachers=args.teacher)
+                               init_from=args.init)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         return report_error("moodcam-train fit", exc)
     # Outside the catch: an error raised while training is a bug, and keeps its traceback.
