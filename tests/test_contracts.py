@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,3 +86,13 @@ def test_cli_suggests_close_matches(capsys):
     with pytest.raises(SystemExit):
         main(["clasify"])
     assert "did you mean 'classify'" in capsys.readouterr().err
+
+
+def test_the_shipped_model_is_the_default(monkeypatch):
+    """Without $MOODCAM_MODEL, the edge finds models/default.tflite of the checkout it runs from."""
+    from edge.contracts.modelfile import default_model_path
+
+    monkeypatch.delenv("MOODCAM_MODEL", raising=False)
+    path = default_model_path()
+    assert path == Path(__file__).resolve().parent.parent / "models" / "default.tflite"
+    assert path.is_file() and load_sidecar(path).tflite_sha256

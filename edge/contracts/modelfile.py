@@ -133,4 +133,4 @@ def default_model_path() -> Path:
     env = os.environ.get("MOODCAM_MODEL")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "models" / "default.tflite"
+    return Path(__file__).resolve().parents[2] / "models" / "default.tflite"   # edge/contracts/ -> the checkout
