@@ -59,7 +59,7 @@ def run_fer(fer_python: Path, paths: list[str], mode: str) -> list[dict]:
 
 def fer_on_faces(fer_python: Path, val_root: Path) -> dict:
     from edge.contracts.labels import LABEL_INDEX
-    from trainer.datasets import load_face_folder
+    from trainer.data.datasets import load_face_folder
     from trainer.evaluate import metrics
 
     ds = load_face_folder(val_root)
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
 
     from edge.contracts.modelfile import default_model_path
     from tests.shared_data import shared_data
-    from trainer.datasets import load_face_folder
+    from trainer.data.datasets import load_face_folder
     from trainer.evaluate import evaluate_faces, evaluate_pictures, load_predictor
 
     model = args.model or default_model_path()

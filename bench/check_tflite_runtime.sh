@@ -40,7 +40,7 @@ from tests.shared_data import data_root
 root = data_root()
 if root is None or not (root / "fer2013" / "val").is_dir():
     sys.exit(1)
-from trainer.datasets import load_face_folder
+from trainer.data.datasets import load_face_folder
 ds = load_face_folder(root / "fer2013" / "val")
 np.savez(sys.argv[1], faces=ds.faces, labels=ds.labels)
 PY

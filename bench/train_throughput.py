@@ -43,7 +43,7 @@ def seconds_per_step(hp, policy: str, steps: int, warmup: int) -> float:
     import keras
 
     from edge.contracts.labels import LABELS
-    from trainer.datasets import FaceDataset
+    from trainer.data.datasets import FaceDataset
     from trainer.fit import _precision, _tf_dataset, class_weights, compiled_model
 
     n = hp.batch_size * 8

@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     from edge.config import TrackerConfig
     from edge.contracts.modelfile import default_model_path
     from edge.vision.classify import Classifier
-    from trainer.datasets import load_dataset
+    from trainer.data.datasets import load_dataset
 
     if args.faces is None:
         from tests.shared_data import shared_data

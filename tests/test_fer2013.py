@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.datasets import load_npz
-from trainer.fer2013 import FerFormatError, read_csv, read_fer2013
+from trainer.data.datasets import load_npz
+from trainer.data.fer2013 import FerFormatError, read_csv, read_fer2013
 
 
 def face(value: int) -> np.ndarray:

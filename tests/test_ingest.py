@@ -18,8 +18,8 @@ from edge.contracts.crop import CropParams, crop_face, to_gray
 from edge.contracts.labels import LABEL_INDEX
 from edge.vision.stills import PictureDetectParams, find_picture_faces
 from tests.shared_data import shared_data
-from trainer.datasets import load_npz, stratified_split
-from trainer.ingest import IngestOptions, find_pictures, ingest, parse_label_map, write_outputs
+from trainer.data.datasets import load_npz, stratified_split
+from trainer.data.ingest import IngestOptions, find_pictures, ingest, parse_label_map, write_outputs
 
 
 @pytest.fixture(scope="module")

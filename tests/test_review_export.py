@@ -72,7 +72,7 @@ def test_export_layout_manifest_and_modes(reviewed_state, tmp_path):
 
 
 def test_exported_set_trains_one_epoch(reviewed_state, tmp_path):
-    from trainer.datasets import load_dataset
+    from trainer.data.datasets import load_dataset
     from trainer.fit import fit
     from trainer.hparams import HParams
 

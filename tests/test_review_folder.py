@@ -70,7 +70,7 @@ def test_scan_label_and_keep_across_restarts(faces):
 
 
 def test_export_of_a_labelled_folder_feeds_the_trainer(faces, tmp_path):
-    from trainer.datasets import load_dataset
+    from trainer.data.datasets import load_dataset
 
     src = FolderSource(faces)
     ids = {it.name: it.id for it in src.query(Filters(), "time", 100, 0)[0]}

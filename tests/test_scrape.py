@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer.download import DownloadParams, Manifest, Refused, SeenPictures, check_picture
-from trainer.engines import google
-from trainer.scrape import BrowseParams, folder_name, scrape
+from trainer.data.download import DownloadParams, Manifest, Refused, SeenPictures, check_picture
+from trainer.data.engines import google
+from trainer.data.scrape import BrowseParams, folder_name, scrape
 
 CHROME_OK = Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()
 

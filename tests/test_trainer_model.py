@@ -21,7 +21,7 @@ from edge.contracts.labels import LABELS
 from edge.contracts.modelfile import load_sidecar
 from edge.machine import cpu_description
 from trainer.cli import main as train_cli
-from trainer.datasets import FaceDataset, save_npz
+from trainer.data.datasets import FaceDataset, save_npz
 
 TINY_CONFIG = """
 widths = [8, 16]

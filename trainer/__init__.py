@@ -1,1 +1,1 @@
-"""moodcam trainer: the desktop side. Imports TensorFlow lazily, and edge.preprocess for crops."""
+"""moodcam trainer: the desktop side. Imports TensorFlow lazily, and edge.contracts for what it shares with the edge."""

@@ -7,8 +7,8 @@ F1 and the confusion matrix, as plain JSON-able data; :func:`write_report` turns
 ``metrics.json``, ``confusion.png`` and ``report.md``.
 
 Raw pictures (``<folder naming an emotion>/*``, e.g. the scraped seed) go through
-:func:`faces_in_picture`: the edge's still-picture detector (:func:`edge.stills.faces_in_still`,
-the dlib HOG cascade ``moodcam classify`` and ingest use) + :func:`edge.preprocess.crop_face`
+:func:`faces_in_picture`: the edge's still-picture detector (:func:`edge.vision.stills.faces_in_still`,
+the dlib HOG cascade ``moodcam classify`` and ingest use) + :func:`edge.contracts.crop.crop_face`
 with the model's own crop parameters. A picture counts as right when the largest face found
 carries the folder's label; a picture with no face found counts as wrong in ``accuracy`` and is
 left out of ``accuracy_found``.
@@ -45,7 +45,7 @@ class Predictor:
     crop: CropParams
     predict_fn: Callable[[np.ndarray], np.ndarray]
     tta: bool = False                          # average with the horizontally flipped face
-    tta_zoom: float = 0.0                      # and with faces zoomed by 1 -/+ this (edge.classify.tta_views)
+    tta_zoom: float = 0.0                      # and with faces zoomed by 1 -/+ this (edge.vision.classify.tta_views)
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces, dtype=np.uint8)
@@ -183,7 +183,7 @@ class PictureFace:
 def faces_in_picture(rgb: np.ndarray, crop: CropParams, params: PictureDetectParams) -> list[PictureFace]:
     """The edge's detect + crop stages on one still picture, largest face first.
 
-    Faces are found by :func:`edge.stills.faces_in_still`, the very call ``moodcam classify``
+    Faces are found by :func:`edge.vision.stills.faces_in_still`, the very call ``moodcam classify``
     makes, so a picture is read here exactly as the edge reads a still. The picture is already
     shrunk by :func:`load_picture`, so the cascade scans it at its size.
     """

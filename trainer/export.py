@@ -20,7 +20,7 @@ from edge.contracts.labels import LABELS
 from edge.contracts.modelfile import ModelMeta, Quantization, sha256_of, write_sidecar
 from edge.machine import cpu_description
 from edge.vision.interpreter import interpreter_class, make_interpreter
-from trainer.datasets import load_dataset
+from trainer.data.datasets import load_dataset
 from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
 from trainer.evaluate import metrics as score
 from trainer.fit import load_training_data

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contracts.labels import LABELS
-from trainer.datasets import FaceDataset, concat, load_dataset, one_hot, stratified_split
+from trainer.data.datasets import FaceDataset, concat, load_dataset, one_hot, stratified_split
 from trainer.hparams import HParams, saved_hparams
 from trainer.model import custom_objects, make_model, resolve_precision
 

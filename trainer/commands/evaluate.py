@@ -3,8 +3,8 @@
 MODEL: a run folder (its best.keras), a .keras file, or an exported .tflite (with its sidecar).
 DATA:  pre-cropped faces (an .npz data set, or ``<label>/*`` picture folders as FER2013's), or raw
        pictures in folders named after an emotion (``Happy+Human+Faces/*``), which go through the
-       edge pipeline: the still-picture dlib HOG cascade of ``moodcam classify`` (edge.stills) +
-       edge.preprocess.crop_face + the model.
+       edge pipeline: the still-picture dlib HOG cascade of ``moodcam classify`` (edge.vision.stills) +
+       edge.contracts.crop.crop_face + the model.
 
 ``--json`` contract: the LAST line on stdout is one JSON object with at least
 ``accuracy`` (0..1; for pictures: right pictures / all readable pictures, no face = wrong),
@@ -25,7 +25,7 @@ from PIL import Image
 
 from edge.cliutil import report_error
 from edge.contracts.modelfile import ModelFileError
-from trainer.datasets import IMAGE_SUFFIXES, load_dataset
+from trainer.data.datasets import IMAGE_SUFFIXES, load_dataset
 from trainer.evaluate import (
     evaluate_faces,
     evaluate_pictures,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.cliutil import report_error
+from trainer.data.fer2013 import FerFormatError, read_fer2013, write_splits
 
 HELP = "read FER2013 (CSV or image folders) into .npz data sets"
 DESCRIPTION = (
@@ -19,8 +20,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from trainer.fer2013 import FerFormatError, read_fer2013, write_splits
-
     try:
         datasets = read_fer2013(args.path)
     except (FileNotFoundError, FerFormatError, ValueError) as exc:

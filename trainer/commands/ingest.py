@@ -1,24 +1,24 @@
 """moodcam-train ingest PICTURES --out data/seed.npz [--label-map F=label ...] [--all-faces]"""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from edge.cliutil import report_error
+from edge.contracts.crop import CropParams
+from trainer.data.ingest import IngestOptions, ingest, parse_label_map, summary_table, write_outputs
 
 HELP = "cut faces out of pictures with dlib into an .npz data set"
 DESCRIPTION = (
     "Walk PICTURES (one folder per search phrase; the label is the emotion word in the folder name), "
     "decode every picture Pillow reads, find faces with the edge's still-picture cascade of dlib's HOG "
-    "detector (edge.stills, as moodcam classify), crop them with the edge's crop (edge.preprocess.crop_face) "
+    "detector (edge.vision.stills, as moodcam classify), crop them with the edge's crop (edge.contracts.crop.crop_face) "
     "and write OUT (.npz) beside OUT.manifest.csv, OUT.rejects.csv "
     "and OUT.summary.md."
 )
 
 
 def add_arguments(p) -> None:
-    from edge.contracts.crop import CropParams
-    from trainer.ingest import IngestOptions
-
     crop, det = CropParams(), IngestOptions().detect
     p.add_argument("pictures", type=Path, help="folder tree of pictures, e.g. pictures/<Angry Human Face>/*")
     p.add_argument("--out", type=Path, required=True, help="data set to write (.npz); reports are written beside it")
@@ -40,11 +40,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from dataclasses import replace
-
-    from edge.contracts.crop import CropParams
-    from trainer.ingest import IngestOptions, ingest, parse_label_map, summary_table, write_outputs
-
     try:
         crop = CropParams.from_dict({"size": args.size, "margin": args.margin})
         label_map = parse_label_map(args.label_map)

@@ -4,6 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.cliutil import report_error
+from trainer.data.download import DownloadParams
+from trainer.data.engines import ENGINES
+from trainer.data.scrape import BrowseParams, scrape
 
 HELP = "search the web for pictures per phrase and download them"
 DESCRIPTION = (
@@ -15,9 +18,6 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
-    from trainer.download import DownloadParams
-    from trainer.engines import ENGINES
-
     d = DownloadParams()
     p.add_argument("phrases", nargs="+", metavar="PHRASE", help='search phrases, e.g. "Angry Human Face"')
     p.add_argument("--out", type=Path, required=True, help="output folder (one sub-folder per phrase)")
@@ -35,9 +35,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from trainer.download import DownloadParams
-    from trainer.scrape import BrowseParams, scrape
-
     params = DownloadParams(timeout=args.timeout, retries=args.retries, max_bytes=args.max_bytes,
                             workers=args.workers, per_host_interval=args.per_host_interval)
     try:

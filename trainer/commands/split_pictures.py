@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.cliutil import report_error
+from trainer.data.holdout import split_pictures
 
 HELP = "hold out part of a labelled picture tree for testing (near copies kept on one side)"
 DESCRIPTION = (
@@ -24,8 +25,6 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from trainer.holdout import split_pictures
-
     try:
         split = split_pictures(args.pictures, args.out, heldout_fraction=args.heldout,
                                near_bits=args.near_bits, copy=args.copy)

@@ -1,6 +1,6 @@
 """Face data sets as plain arrays: load, save (.npz, no pickle), mix and split.
 
-A data set is uint8 faces (N, S, S), int labels (N,) in :data:`edge.labels.LABELS` order,
+A data set is uint8 faces (N, S, S), int labels (N,) in :data:`edge.contracts.labels.LABELS` order,
 the source picture of each face (N,) and its box in that picture (N, 4; -1 when pre-cropped).
 On disk it is an ``.npz`` with exactly those arrays, or a folder tree ``<label>/*.png|jpg`` of
 pre-cropped faces (FER2013's image-folder form, and what ``moodcam dataset`` writes).
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from edge.contracts.labels import LABEL_INDEX, LABELS, label_from_name
 
@@ -84,8 +85,6 @@ def load_npz(path: Path) -> FaceDataset:
 
 def load_face_folder(root: Path, size: int = 48) -> FaceDataset:
     """Pre-cropped faces in ``root/<label>/*``; each is made gray and resized to ``size``."""
-    from PIL import Image
-
     root = Path(root)
     faces, labels, sources = [], [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):

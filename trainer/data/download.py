@@ -19,6 +19,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from edge.capture.pictures import NotAPicture, open_picture
+
 USER_AGENT = "moodcam-scraper/0.1 (research data set; respects robots and rate limits)"
 EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 
@@ -124,8 +126,6 @@ class CheckedPicture:
 def check_picture(body: bytes, params: DownloadParams) -> CheckedPicture:
     """Decode ``body`` as the pictures ingest will read; raises :class:`Refused` when it is not one."""
     import imagehash
-
-    from edge.capture.pictures import NotAPicture, open_picture
 
     try:
         im = open_picture(io.BytesIO(body))

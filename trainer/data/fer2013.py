@@ -2,7 +2,7 @@
 
 FER2013 comes in two forms:
 - the original CSV ``fer2013.csv`` with columns ``emotion,pixels,Usage``: emotion 0..6 in
-  :data:`edge.labels.LABELS` order, pixels 2,304 space-separated gray values (48x48), Usage
+  :data:`edge.contracts.labels.LABELS` order, pixels 2,304 space-separated gray values (48x48), Usage
   ``Training`` / ``PublicTest`` / ``PrivateTest``;
 - image folders ``<split>/<label>/*.jpg|png`` (``train/``, ``val/``, ``test/``, or the Usage names).
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contracts.labels import LABELS
-from trainer.datasets import FaceDataset, load_face_folder, save_npz
+from trainer.data.datasets import FaceDataset, load_face_folder, save_npz
 
 USAGE_TO_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}
 # Folder names accepted for each split in the image-folder form.

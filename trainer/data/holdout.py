@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.capture.pictures import NotAPicture, open_picture
+from trainer.data.download import phash_distances
+
 SIDES = ("train", "heldout")
 
 
@@ -33,8 +36,6 @@ def picture_hashes(files: list[Path]) -> list[int | None]:
     """64-bit pHash of each picture as the trainer decodes it; None for a file that is not one."""
     import imagehash
 
-    from edge.capture.pictures import NotAPicture, open_picture
-
     hashes: list[int | None] = []
     for path in files:
         try:
@@ -46,8 +47,6 @@ def picture_hashes(files: list[Path]) -> list[int | None]:
 
 def near_duplicate_groups(hashes: list[int | None], near_bits: int) -> list[int]:
     """A group id per picture: pictures within ``near_bits`` of each other (transitively) share one."""
-    from trainer.download import phash_distances
-
     parent = list(range(len(hashes)))
 
     def root(i: int) -> int:

@@ -1,12 +1,12 @@
 """Cut faces out of a folder tree of raw pictures into a face data set (.npz + reports).
 
-    pictures/<...Angry...>/*  ->  seed.npz  (faces, labels, sources, boxes; see trainer.datasets)
+    pictures/<...Angry...>/*  ->  seed.npz  (faces, labels, sources, boxes; see trainer.data.datasets)
                                 seed.manifest.csv  one row per kept face
                                 seed.rejects.csv   one row per picture (or face) not kept, with the reason
                                 seed.summary.md    per-class table + the parameters used
 
 Stages, one function each: :func:`find_pictures` (walk + label from the folder name),
-:func:`process_picture` (decode, detect, crop with ``edge.preprocess.crop_face``: the edge's own
+:func:`process_picture` (decode, detect, crop with ``edge.contracts.crop.crop_face``: the edge's own
 crop), :func:`drop_near_duplicates` (same face twice, e.g. one photo under two queries), then
 :func:`write_outputs`. Every picture ends up in the manifest or in the rejects report.
 """
@@ -20,11 +20,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from edge.capture.pictures import NotAPicture, decode_picture
 from edge.contracts.crop import CropParams, crop_face, to_gray
 from edge.contracts.labels import LABEL_INDEX, LABELS, label_from_name
 from edge.vision.stills import PictureDetectParams, find_picture_faces
-from trainer.datasets import FaceDataset, empty, save_npz
+from trainer.data.datasets import FaceDataset, empty, save_npz
 
 # Files that are certainly not pictures and not worth opening (the scraper's own manifest, notes).
 SKIP_NAMES = {"manifest.jsonl", ".DS_Store", "Thumbs.db", "desktop.ini"}
@@ -133,8 +135,6 @@ def find_pictures(root: Path, label_map: dict[str, str] | None = None) -> list[P
 
 def process_picture(picture: Picture, options: IngestOptions) -> PictureResult:
     """Decode, find faces, crop them with the edge's crop. Never raises for a bad file."""
-    from edge.capture.pictures import NotAPicture, decode_picture
-
     path = str(picture.path)
     if picture.label is None:
         return PictureResult(path, None, reject="no label: no folder on its path names an emotion (use --label-map)")
@@ -160,7 +160,6 @@ def process_picture(picture: Picture, options: IngestOptions) -> PictureResult:
 def face_hashes(faces: np.ndarray) -> np.ndarray:
     """64-bit perceptual hashes (imagehash.phash) of (N, S, S) faces as (N, 8) uint8."""
     import imagehash
-    from PIL import Image
 
     out = np.zeros((len(faces), 8), np.uint8)
     for i, face in enumerate(faces):
@@ -334,7 +333,7 @@ def write_outputs(report: IngestReport, out: Path, options: IngestOptions, root:
         "",
         summary_table(report),
         "",
-        f"crop: `{json.dumps(options.crop.to_dict())}` (edge.preprocess.crop_face)",
+        f"crop: `{json.dumps(options.crop.to_dict())}` (edge.contracts.crop.crop_face)",
         f"detect: `{json.dumps(asdict(options.detect))}`, all_faces={options.all_faces}, "
         f"dedup_distance={options.dedup_distance}",
     ]

@@ -3,8 +3,8 @@
 The algorithm the project began with, in a real headless Chromium (Selenium): open the image
 search, type the phrase, submit, scroll until the page height stops growing, click "Show more
 results" while there is one, collect every full-size picture URL. The page specifics live in an
-adapter (``trainer.engines.<name>``). Engines without a browser (``ddgs``) return URLs directly.
-Downloads go through ``trainer.download``; each phrase folder keeps a ``manifest.jsonl`` with the
+adapter (``trainer.data.engines.<name>``). Engines without a browser (``ddgs``) return URLs directly.
+Downloads go through ``trainer.data.download``; each phrase folder keeps a ``manifest.jsonl`` with the
 provenance of every URL tried.
 """
 from __future__ import annotations
@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trainer.download import (
-    EXTENSIONS, DownloadParams, HostRateLimit, Manifest, Refused, SeenPictures, check_picture, fetch,
+from trainer.data.download import (
+    EXTENSIONS,
+    DownloadParams,
+    HostRateLimit,
+    Manifest,
+    Refused,
+    SeenPictures,
+    check_picture,
+    fetch,
     write_atomically,
 )
-from trainer.engines import Hit, load_engine
+from trainer.data.engines import Hit, load_engine
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -10,7 +10,7 @@ An adapter is a module exposing:
     collect(driver) -> list[Hit]                    # read the full-size picture URLs off the page
     search(phrase, limit) -> list[Hit]              # engines without a browser (NEEDS_BROWSER False)
 
-``trainer.scrape`` drives the browser (type, submit, scroll until the height stops growing,
+``trainer.data.scrape`` drives the browser (type, submit, scroll until the height stops growing,
 click "Show more results" while present) and calls ``collect``; when an engine's page changes,
 only its adapter is edited.
 """
@@ -33,4 +33,4 @@ ENGINES = ("google", "ddgs")
 def load_engine(name: str):
     if name not in ENGINES:
         raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
-    return importlib.import_module(f"trainer.engines.{name}")
+    return importlib.import_module(f"trainer.data.engines.{name}")

@@ -5,7 +5,7 @@ page showing it (``url``) for each result.
 """
 from __future__ import annotations
 
-from trainer.engines import Hit
+from trainer.data.engines import Hit
 
 NAME = "ddgs"
 NEEDS_BROWSER = False

@@ -11,7 +11,7 @@ import json
 import re
 from urllib.parse import parse_qs, quote_plus, urljoin, urlparse
 
-from trainer.engines import Hit
+from trainer.data.engines import Hit
 
 NAME = "google"
 NEEDS_BROWSER = True
