@@ -111,6 +111,7 @@ def test_bulk_review_is_all_or_nothing_and_responses_carry_headers(source):
     assert r.headers["referrer-policy"] == "no-referrer"
 
 
+@pytest.mark.slow  # schemathesis, hundreds of requests
 def test_schemathesis_finds_no_server_errors(state_dir, tmp_path):
     """Fuzz every operation of the OpenAPI schema against the real server (uvicorn); no 5xx."""
     with review_server("--state", str(state_dir), "--token", TOKEN) as (base, _):

@@ -71,6 +71,7 @@ def test_export_layout_manifest_and_modes(reviewed_state, tmp_path):
     assert (stranger / "holiday.jpg").exists()
 
 
+@pytest.mark.slow  # a Keras fit
 def test_exported_set_trains_one_epoch(reviewed_state, tmp_path):
     from trainer.data.datasets import load_dataset
     from trainer.fit import fit

@@ -114,6 +114,7 @@ def test_pictures_served_by_id_only_and_never_outside(faces, tmp_path):
 
 
 @pytest.mark.skipif(not chromium_available(), reason="chromium-driver is not installed")
+@pytest.mark.slow  # Chromium
 def test_label_mode_in_chromium(faces):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import WebDriverWait

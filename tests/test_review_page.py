@@ -16,7 +16,8 @@ import pytest
 from edge.contracts.labels import LABELS
 from tests.review_support import ARTIFACTS, REPO, chromium, chromium_available, fill_store, review_server
 
-pytestmark = pytest.mark.skipif(not chromium_available(), reason="chromium-driver is not installed (apt install chromium-driver)")
+pytestmark = [pytest.mark.slow,  # Chromium
+              pytest.mark.skipif(not chromium_available(), reason="chromium-driver is not installed (apt install chromium-driver)")]
 
 N = 21
 

@@ -25,6 +25,8 @@ from trainer.data.download import DownloadParams, Manifest, Refused, SeenPicture
 from trainer.data.engines import google
 from trainer.data.scrape import BrowseParams, folder_name, scrape
 
+pytestmark = pytest.mark.slow  # Chromium
+
 CHROME_OK = Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()
 
 

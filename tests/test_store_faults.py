@@ -192,6 +192,7 @@ def _logging_child(state: Path, ready_fd: int, seed: int) -> None:
         os._exit(0)
 
 
+@pytest.mark.slow  # kill -9, many times
 def test_kill_9_at_random_moments_leaves_a_consistent_store(tmp_path):
     state = tmp_path / "state"
     rng = random.Random(1234)

@@ -23,6 +23,8 @@ from edge.machine import cpu_description
 from trainer.cli import main as train_cli
 from trainer.data.datasets import FaceDataset, save_npz
 
+pytestmark = pytest.mark.slow  # Keras fits
+
 TINY_CONFIG = """
 widths = [8, 16]
 convs_per_block = [1, 1]
