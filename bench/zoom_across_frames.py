@@ -61,7 +61,7 @@ def main(argv=None) -> int:
                     help="the zoom to spread (default: moodcam classify's, 0.15; the daemon's tta_zoom is off by default)")
     args = ap.parse_args(argv)
 
-    from edge.commands.options import STILL_TTA_ZOOM
+    from edge.vision.stills import STILL_TTA_ZOOM
     from edge.config import TrackerConfig
     from edge.contracts.modelfile import default_model_path
     from edge.vision.classify import Classifier

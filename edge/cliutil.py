@@ -25,6 +25,7 @@ EXIT_USAGE = 2       # bad arguments, config, path or data: nothing (more) was d
 EXIT_MODEL = 3       # the model is missing, tampered with or does not match its sidecar
 EXIT_CAMERA = 4      # moodcam run: the camera worked and stopped, and every reopen failed
 EXIT_STORE = 5       # moodcam run: the log cannot be written
+EXIT_DETECTOR = 6    # moodcam run: face detection kept failing (its thread was restarted and failed again)
 EXIT_CODES_HELP = ("exit status: 0 done; 1 done, but some inputs could not be used; 2 bad arguments, "
                    "config, path or data; 3 bad model")
 

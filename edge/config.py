@@ -49,13 +49,16 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    detect_width: int = _f(640, "frames are downscaled to this width before dlib's HOG detector runs "
-                                "(0 = full width); smaller is faster but misses small faces", min=0, max=4096)
-    upsample: int = _f(0, "dlib upsampling passes: each finds faces half as large at ~4x the cost", min=0, max=3)
-    min_face_px: int = _f(80, "ignore faces narrower than this, in frame pixels", min=1, max=4096)
+    detect_width: int = _f(640, "frames are downscaled to this width before a full-frame scan by dlib's HOG "
+                                "detector (0 = full width); smaller is faster but misses small faces", min=0, max=4096)
+    upsample: int = _f(1, "dlib upsampling passes of a full-frame scan: each finds faces half as large at ~4x "
+                          "the cost (0: faces from ~80 px, 1: from ~40 px at 640 px wide)", min=0, max=3)
+    min_face_px: int = _f(32, "ignore faces narrower than this, in frame pixels; regions where the picture "
+                              "changed are zoomed so a face this wide reaches dlib's 80-px window", min=1, max=4096)
     score_threshold: float = _f(0.0, "dlib detection score threshold (higher = fewer, surer faces)",
                                 min=-2.0, max=5.0)
-    every_n_frames: int = _f(8, "run the detector on every Nth frame; faces are tracked in between",
+    every_n_frames: int = _f(2, "start a detection round at most every Nth frame (with performance.detection = "
+                                "\"thread\", when the detection thread is free); faces are tracked in between",
                              min=1, max=300)
 
 
@@ -63,7 +66,8 @@ class DetectorConfig:
 class TrackerConfig:
     iou_threshold: float = _f(0.3, "a detection continues a track when their boxes overlap at least this "
                                    "much (intersection over union)", min=0.01, max=1.0)
-    max_missed: int = _f(1, "detection rounds a track may go unseen before it ends", min=0, max=100)
+    max_missed: int = _f(2, "detection rounds that looked where a track is and did not see it before the "
+                            "track ends", min=0, max=100)
     ema_alpha: float = _f(0.3, "weight of the newest frame in each track's smoothed class probabilities "
                                "(1 = no smoothing)", min=0.01, max=1.0)
 
@@ -87,6 +91,24 @@ class ClassifierConfig:
                                         "turn) and let each track's moving average (tracker.ema_alpha) mix them, "
                                         "so zoom costs no classifier time; false = every zoom on every frame, "
                                         "3x the classifier time")
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    detection: str = _f("thread", "where face detection runs: 'thread' (beside the frame loop, on another core: "
+                                  "dlib releases Python's lock while it scans, so frames never wait for it) or "
+                                  "'inline' (in the frame loop, every detector.every_n_frames frames)",
+                        choices=("thread", "inline"))
+    region_scans: bool = _f(True, "between full-frame scans, scan only around live tracks and where the picture "
+                                  "changed, zoomed in for small faces; false = every round scans the whole frame")
+    full_scan_s: float = _f(2.0, "with region_scans: scan the whole frame at least this often (seconds), to find "
+                                 "faces that sit still", min=0.1, max=600.0)
+    classify_per_frame: int = _f(1, "classify at most this many faces a frame (new tracks first, then the least "
+                                    "recently classified); the others keep their smoothed label. 0 = every face "
+                                    "every frame", min=0, max=64)
+    views_across_frames: bool = _f(True, "classify each face in one view at a time (as framed, mirrored, and with "
+                                         "classifier.tta_zoom the zooms), in turn, and let the track's moving "
+                                         "average mix them; false = every view at every classification")
 
 
 @dataclass(frozen=True)
@@ -132,6 +154,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     systemd: SystemdConfig = field(default_factory=SystemdConfig)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
     def with_overrides(self, **sections: dict) -> "Config":
         """A copy with some keys replaced, e.g. ``with_overrides(camera={"source": "demo"})``."""

@@ -243,33 +243,63 @@ def test_zoom_across_frames_uses_one_zoom_a_frame_in_turn(tiny_model):
     np.testing.assert_allclose(spread.probs(crops), all_six, rtol=1e-6)   # no frame number: a still
 
 
-def test_pipeline_hands_the_classifier_its_frame_number(tiny_model, astronaut_picture):
-    """In the daemon's pipeline the raw prediction of frame k is the k-th zoom's, and the track's
-    smoothed prediction folds them together (tracker.ema_alpha)."""
+def test_pipeline_classifies_one_view_a_frame_and_smooths_them(tiny_model, astronaut_picture):
+    """In the daemon's pipeline a track's k-th classification is its k-th view (as framed,
+    mirrored, zoomed out, mirrored, ...), one model call a face, and the track's smoothed
+    prediction folds them together (tracker.ema_alpha)."""
     from edge.capture.sources import Frame
-    from edge.config import DetectorConfig, TrackerConfig
-    from edge.vision.classify import zoomed
+    from edge.config import DetectorConfig, PerformanceConfig, TrackerConfig
+    from edge.vision.classify import one_view, view_specs
     from edge.vision.pipeline import Pipeline
 
     image = np.asarray(Image.open(astronaut_picture).convert("RGB"))
-    spread = Classifier(tiny_model, tta=True, tta_zoom=0.15, zoom_across_frames=True)
-    flip = Classifier(tiny_model, tta=True)
-    pipeline = Pipeline.build(spread, DetectorConfig(detect_width=0), TrackerConfig(ema_alpha=0.5))
+    classifier = Classifier(tiny_model, tta=True, tta_zoom=0.15)
+    single = Classifier(tiny_model)
+    inline = PerformanceConfig(detection="inline", classify_per_frame=0, views_across_frames=True)
+    pipeline = Pipeline.build(classifier, DetectorConfig(detect_width=0, every_n_frames=1),
+                              TrackerConfig(ema_alpha=0.5), performance=inline)
     results = [pipeline.process(Frame(k, 0.0, image)) for k in range(3)]
     faces = [r.faces[0] for r in results]
-    assert len({f.track_id for f in faces}) == 1
-    for face, scale in zip(faces, (1.0, 0.85, 1.15)):
-        view = face.crop[None] if scale == 1.0 else zoomed(face.crop[None], scale)
-        np.testing.assert_allclose(face.raw.probs, flip.probs(view)[0], atol=1e-6)
+    assert len({f.track_id for f in faces}) == 1 and faces[0].new and not faces[1].new
+    specs = view_specs(flip=True, zoom=0.15)
+    assert specs[:3] == [(1.0, False), (1.0, True), (0.85, False)]
+    for face, (scale, mirrored) in zip(faces, specs):
+        crop = single.crops(image, [face.box])
+        np.testing.assert_allclose(face.raw.probs, single.probs(one_view(crop, scale, mirrored))[0], atol=1e-6)
     raw = [np.array(f.raw.probs) for f in faces]
     expected = 0.5 * raw[2] + 0.5 * (0.5 * raw[1] + 0.5 * raw[0])
     np.testing.assert_allclose(faces[2].smoothed.probs, expected, atol=1e-6)
 
 
+def test_pipeline_classifies_a_bounded_number_of_faces_a_frame(tiny_model):
+    """With classify_per_frame = 1 and three faces, each frame classifies one face, new tracks
+    first, then the one classified longest ago: every face keeps a smoothed label."""
+    from edge.capture.sources import Frame
+    from edge.config import DetectorConfig, PerformanceConfig
+    from edge.vision.detect import Detection
+    from edge.vision.pipeline import Pipeline
+
+    class ThreeFaces:   # a detector stub at the hardware edge: the boxes are what is tested here
+        config = DetectorConfig(every_n_frames=100)
+
+        def detect(self, gray, **_):
+            return [Detection((40 + 150 * i, 100, 90, 90), 1.0) for i in range(3)]
+
+    from edge.vision.track import Tracker
+
+    pipeline = Pipeline(ThreeFaces(), Tracker(), Classifier(tiny_model), 100,
+                        performance=PerformanceConfig(detection="inline", classify_per_frame=1))
+    image = np.full((480, 640, 3), 128, np.uint8)
+    results = [pipeline.process(Frame(k, 0.0, image)) for k in range(7)]
+    classified = [[f.track_id for f in r.faces if f.raw is not None] for r in results]
+    assert classified[:4] == [[1], [2], [3], [1]]          # new tracks first, then round robin
+    assert [len(r.faces) for r in results] == [1, 2, 3, 3, 3, 3, 3]   # a face shows once classified
+
+
 def test_classify_averages_zoomed_views_of_a_still(tiny_model, astronaut_picture):
     """moodcam classify uses the six flip + zoom views by default; --tta-zoom 0 leaves two."""
     from edge.capture.sources import load_picture
-    from edge.commands.options import STILL_TTA_ZOOM
+    from edge.vision.stills import STILL_TTA_ZOOM
 
     def face_probs(*extra):
         out = run_cli("classify", "--json", "--model", tiny_model, *extra, astronaut_picture)

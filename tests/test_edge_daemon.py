@@ -138,6 +138,7 @@ def test_sd_notify_ready_watchdog_status_and_a_stall_stops_the_watchdog(tiny_mod
     camera = StallingCamera(demo_frames(12))
     config = config_for(tiny_model, tmp_path / "state",
                         camera={"read_timeout_s": 0.3, "retries": 1, "reopen_attempts": 2, "backoff_s": 0.01},
+                        performance={"detection": "inline"},   # 12 frames go by faster than a thread's round
                         systemd={"status_interval_s": 0.5})
     daemon = Daemon(config, source=camera, handle_signals=False)
     try:
@@ -205,7 +206,8 @@ def test_run_dir_source_prints_summary_and_logs_every_face(tiny_model, tmp_path)
     with Store(state) as store:
         faces = store.faces()
         assert len(faces) == 10 and verify(store) == []
-        assert {f.frame for f in faces} == set(range(10)) and len({f.track for f in faces}) == 1
+        # Each picture is a still of its own: detected on its own, never a track carried over.
+        assert {f.frame for f in faces} == set(range(10)) and len({f.track for f in faces}) == 10
         assert faces[0].source.startswith("dir:")
         heartbeat = store.read_heartbeat()
         assert heartbeat["frames"] == 10 and heartbeat["logged"] == 10
@@ -216,9 +218,11 @@ def test_run_max_frames_with_the_demo_source_and_default_logging_policy(tiny_mod
     out = run_cli("run", "--source", "demo", "--state", tmp_path / "s", "--model", tiny_model, "--max-frames", "20")
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["frames"] == 20 and summary["faces"] == 20
+    # Detection runs on its own thread: the face is reported from the frame its first round
+    # finished, and then on every frame.
+    assert summary["frames"] == 20 and 1 <= summary["faces"] <= 20
     # One track, min_interval_s = 10: logged when it appeared plus on each smoothed label change.
-    assert 1 <= summary["logged"] < 20
+    assert 1 <= summary["logged"] < summary["faces"] or summary["logged"] == summary["faces"] == 1
 
 
 def test_run_config_typo_exits_2(tmp_path):
@@ -262,7 +266,7 @@ def test_sigterm_finishes_the_frame_and_closes_the_store(tiny_model, tmp_path, n
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["stopped"] == "SIGTERM" and summary["frames"] >= 1
     with Store(tmp_path / "s") as store:
-        assert verify(store) == [] and store.count() == summary["logged"] >= 1
+        assert verify(store) == [] and store.count() == summary["logged"]
 
 
 def test_full_disk_keeps_running_counts_and_resumes(tiny_model, tmp_path, monkeypatch):

@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 from edge.cli import main
-from edge.store.export import FIELDS
 from edge.contracts.labels import LABELS
 from edge.store.database import Store
+from edge.store.export import FIELDS
 from tests.store_helpers import T0, make_crop, make_record
 
 REPO = Path(__file__).resolve().parents[1]

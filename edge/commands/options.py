@@ -10,15 +10,7 @@ import argparse
 from pathlib import Path
 
 from edge.store.layout import default_state_dir
-
-# Stills: the cascade's first dlib upsampling level (1: faces down to ~40 px; N+1 is the fallback).
-STILL_UPSAMPLE = 1
-# Pictures are shrunk to this longest side before detection, as a camera frame: a Pi 3 spends about
-# four times as long on 1280 px, and faces in web pictures are large enough at 640.
-STILL_MAX_SIDE = 640
-# Zoomed views for stills: chosen on validation faces (0.05-0.2 tried). Six model calls a face are
-# little next to the detector cascade; the daemon's classifier.tta_zoom is off.
-STILL_TTA_ZOOM = 0.15
+from edge.vision.stills import STILL_MAX_SIDE, STILL_TTA_ZOOM, STILL_UPSAMPLE
 
 
 def add_state_option(p: argparse.ArgumentParser) -> None:

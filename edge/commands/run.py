@@ -11,7 +11,8 @@ from edge.service.notify import setup_logging
 HELP = "run the daemon: camera -> faces -> expressions -> log"
 DESCRIPTION = (HELP + ". With a file:/dir: source or --max-frames it stops by itself and prints a one-line "
                "JSON summary (frames, faces, logged rows, mean ms per stage, fps).")
-EXIT_CODES = "exit status: 0 done; 2 bad config or arguments; 3 bad model; 4 camera gone; 5 store unusable"
+EXIT_CODES = ("exit status: 0 done; 2 bad config or arguments; 3 bad model; 4 camera gone; 5 store unusable; "
+              "6 face detection kept failing")
 
 
 def add_arguments(parser) -> None:

@@ -5,7 +5,8 @@ undoes them in reverse, and the frame loop waits on one stop event that SIGTERM/
 signal finishes the current frame and closes the store cleanly.
 
 Exit status (systemd's ``Restart=on-failure`` restarts on anything but 0):
-0 stopped or the file/folder ended, 2 bad config, 3 bad model, 4 camera gone, 5 store unusable.
+0 stopped or the file/folder ended, 2 bad config, 3 bad model, 4 camera gone, 5 store unusable,
+6 face detection kept failing.
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edge.capture.camera import Camera
-from edge.capture.sources import CameraError, DemoSource, Source, make_source, source_ends
-from edge.cliutil import EXIT_CAMERA, EXIT_MODEL, EXIT_OK, EXIT_STORE
+from edge.capture.sources import CameraError, DemoSource, DirSource, Source, make_source, parse_source, source_ends
+from edge.cliutil import EXIT_CAMERA, EXIT_DETECTOR, EXIT_MODEL, EXIT_OK, EXIT_STORE
 from edge.config import Config, retention_policy
 from edge.contracts.crop import crop_face
 from edge.contracts.modelfile import ModelFileError, default_model_path
@@ -32,7 +33,7 @@ from edge.store.layout import default_state_dir
 from edge.store.records import FaceRecord, StoreError, StoreFullError
 from edge.vision.classify import Classifier
 from edge.vision.detect import Detector
-from edge.vision.pipeline import FrameResult, Pipeline, StageTimes
+from edge.vision.pipeline import DetectionFailed, FrameResult, Pipeline, StageTimes, StillPipeline
 from edge.vision.track import Tracker
 
 log = logging.getLogger("moodcam.daemon")
@@ -49,13 +50,19 @@ class Stats:
     dropped: int = 0              # rows not written because the disk was full
     started: float = field(default_factory=time.monotonic)
     times: StageTimes = field(default_factory=StageTimes)
+    rounds: int = 0               # detection rounds applied
+    full_scans: int = 0           # of which scanned the whole frame
+    round_cpu_ms: float = 0.0     # CPU time of those rounds, on the thread that scanned
+    restarts: int = 0             # detection threads restarted after a failure
 
     def fps(self) -> float:
         return self.frames / max(1e-9, time.monotonic() - self.started)
 
     def summary(self) -> dict:
         return {"frames": self.frames, "faces": self.faces, "logged": self.logged, "dropped": self.dropped,
-                "ms_per_stage": self.times.mean(), "fps": round(self.fps(), 2)}
+                "ms_per_stage": self.times.mean(), "fps": round(self.fps(), 2),
+                "detection": {"rounds": self.rounds, "full_scans": self.full_scans, "restarts": self.restarts,
+                              "cpu_ms_per_round": round(self.round_cpu_ms / max(1, self.rounds), 3)}}
 
 
 class Daemon:
@@ -107,9 +114,13 @@ class Daemon:
                                      cfg.tta_zoom, cfg.zoom_across_frames)
 
     def start_detector(self) -> None:
-        self.detector = Detector(self.config.detector)
-        self.tracker = Tracker(self.config.tracker)
-        self.pipeline = Pipeline(self.detector, self.tracker, self.classifier, self.config.detector.every_n_frames)
+        cfg = self.config
+        if self._stills():
+            # Unrelated pictures: a box from one must never be cropped out of the next.
+            self.pipeline = StillPipeline(self.classifier, cfg.detector)
+        else:
+            self.pipeline = Pipeline(Detector(cfg.detector), Tracker(cfg.tracker), self.classifier,
+                                     cfg.detector.every_n_frames, performance=cfg.performance)
         self.policy = LogPolicy(self.config.logging.min_interval_s)
         crop = self.classifier.meta.crop
         self._log_crop = replace(crop, size=max(LOG_CROP_SIZE, crop.size))
@@ -185,7 +196,15 @@ class Daemon:
                 self.store.close()
             self.store = None
 
+    def _stills(self) -> bool:
+        """Whether the source delivers unrelated still pictures (dir:) rather than video."""
+        if self._source_override is not None:
+            return isinstance(self._source_override, DirSource)
+        return parse_source(self.config.camera.source).kind == "dir"
+
     def stop_detector(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close()
         self.pipeline = None
 
     def stop_classifier(self) -> None:
@@ -204,6 +223,9 @@ class Daemon:
         except CameraError as exc:
             log.error("%s; exiting so systemd restarts the service", exc)
             self.exit_reason, status = f"camera: {exc}", EXIT_CAMERA
+        except DetectionFailed as exc:
+            log.error("%s; exiting so systemd restarts the service", exc)
+            self.exit_reason, status = f"detector: {exc}", EXIT_DETECTOR
         except (StoreError, sqlite3.Error, OSError) as exc:
             log.error("the store is unusable: %s", exc)
             self.exit_reason, status = f"store: {exc}", EXIT_STORE
@@ -223,11 +245,12 @@ class Daemon:
             t0 = time.perf_counter()
             self.log_faces(result)
             result.ms["log"] = (time.perf_counter() - t0) * 1e3
-            self.policy.forget(self.tracker.ended)
+            self.policy.forget(result.ended)
             self._faces_now = len(result.faces)
             self.stats.frames += 1
             self.stats.faces += len(result.faces)
             self.stats.times.add(result.ms)
+            self._count_detection(result)
             self.notifier.frame_processed(self._status_text() if self.notifier.status_due() else None)
             self._housekeeping()
             if self.max_frames is not None and self.stats.frames >= self.max_frames:
@@ -236,6 +259,13 @@ class Daemon:
             if self._frame_interval:
                 next_due = max(next_due + self._frame_interval, time.monotonic() - self._frame_interval)
                 self.stop_event.wait(max(0.0, next_due - time.monotonic()))
+
+    def _count_detection(self, result: FrameResult) -> None:
+        if result.scan is not None:
+            self.stats.rounds += 1
+            self.stats.full_scans += result.scan.full
+            self.stats.round_cpu_ms += result.scan.cpu_ms
+        self.stats.restarts = getattr(self.pipeline, "restarts", 0)
 
     def _status_text(self) -> str:
         s = self.stats

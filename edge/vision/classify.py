@@ -58,6 +58,16 @@ def tta_views(crops: np.ndarray, flip: bool, zoom: float = 0.0, phase: int | Non
     return views
 
 
+def view_specs(flip: bool, zoom: float = 0.0) -> list[tuple[float, bool]]:
+    """(magnification, mirrored) of each view :func:`tta_views` makes, in the same order."""
+    return [(scale, mirrored) for scale in zoom_scales(zoom) for mirrored in ((False, True) if flip else (False,))]
+
+
+def one_view(crops: np.ndarray, scale: float, mirrored: bool) -> np.ndarray:
+    view = crops if scale == 1.0 else zoomed(crops, scale)
+    return np.ascontiguousarray(view[:, :, ::-1]) if mirrored else view
+
+
 def average_over_views(predict, crops: np.ndarray, flip: bool, zoom: float = 0.0,
                        phase: int | None = None) -> np.ndarray:
     """Mean of ``predict`` (crops -> probabilities) over :func:`tta_views` of ``crops``."""
@@ -168,6 +178,12 @@ class Classifier:
         """
         phase = frame if self.zoom_across_frames else None
         return average_over_views(self._probs_once, crops, self.tta, self.tta_zoom, phase)
+
+    def view_probs(self, crops: np.ndarray, k: int) -> np.ndarray:
+        """Probabilities of the ``k``-th view (in turn: as framed, mirrored, the zooms) of ``crops``:
+        one model call a face, for a track whose moving average mixes the views over frames."""
+        specs = view_specs(self.tta, self.tta_zoom)
+        return self._probs_once(one_view(crops, *specs[k % len(specs)]))
 
     def _probs_once(self, crops: np.ndarray) -> np.ndarray:
         n = len(crops)

@@ -61,18 +61,21 @@ class Detector:
         self.config = config
         self._dlib = dlib.get_frontal_face_detector()
 
-    def detect(self, gray: np.ndarray, detect_width: int | None = None) -> list[Detection]:
-        """Faces in ``gray``; ``detect_width`` overrides the config's (still pictures of any size)."""
+    def detect(self, gray: np.ndarray, detect_width: int | None = None, upsample: int | None = None,
+               min_face_px: int | None = None) -> list[Detection]:
+        """Faces in ``gray``; the arguments override the config's (still pictures, zoomed regions)."""
         cfg = self.config
         target = cfg.detect_width if detect_width is None else detect_width
+        upsample = cfg.upsample if upsample is None else upsample
+        min_face = cfg.min_face_px if min_face_px is None else min_face_px
         height, width = gray.shape[:2]
         scale = target / width if target and width > target else 1.0
         small = shrunk(gray, scale) if scale < 1.0 else gray
-        rects, scores, _ = self._dlib.run(small, cfg.upsample, cfg.score_threshold)
+        rects, scores, _ = self._dlib.run(small, upsample, cfg.score_threshold)
         out = []
         for rect, score in zip(rects, scores):
             box = box_before_shrink(rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1, scale, width, height)
-            if box is not None and box[2] >= cfg.min_face_px:
+            if box is not None and box[2] >= min_face:
                 out.append(Detection(box, float(score)))
         return out
 

@@ -1,23 +1,44 @@
-"""One frame through the stages: gray -> detect (every N frames) -> track -> crop -> classify -> smooth.
+"""One frame through the stages: gray -> detection round (beside the loop) -> track -> crop -> classify -> smooth.
 
-Single-threaded and free of I/O, so the daemon, ``moodcam run`` and bench/edge_throughput.py all
-time exactly the same code. Per-stage times are kept in milliseconds.
+Built for a Pi 3's four slow cores (docs/pi3-cost-model.md): the frame loop never waits for the
+detector, which scans on its own thread (edge.vision.scanworker) and only where faces can be
+(edge.vision.scan); tracks carry the faces in between; and the classifier, the loop's largest
+cost, runs a bounded number of faces a frame, one view at a time, while each track's moving
+average mixes the views. A face first seen is classified before it is reported.
+
+:class:`StillPipeline` is for sources of unrelated pictures (``dir:``): every picture gets the
+still-picture cascade and all views, and no track runs from one picture into the next.
+
+Free of I/O, so the daemon and the benchmarks time exactly the same code. Per-stage times are the
+frame loop's own, in milliseconds; a detection thread's CPU time is in ``FrameResult.scan``.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edge.capture.sources import Frame
-from edge.config import DetectorConfig, TrackerConfig
+from edge.config import Config, DetectorConfig, PerformanceConfig, TrackerConfig
 from edge.contracts.crop import Box
+from edge.contracts.modelfile import default_model_path
 from edge.vision.classify import Classifier, Prediction
 from edge.vision.detect import Detector, gray_of
+from edge.vision.scan import Scanner, ScanResult
+from edge.vision.scanworker import ScanFailed, ScanWorker
+from edge.vision.stills import STILL_MAX_SIDE, STILL_MIN_FACE_PX, STILL_UPSAMPLE, PictureDetectParams, faces_in_still
 from edge.vision.track import Tracker
 
+log = logging.getLogger("moodcam.pipeline")
+
 STAGES = ("detect", "track", "crop", "classify")
+MAX_SCAN_RESTARTS = 3      # detection threads restarted after failures before the daemon gives up
+
+
+class DetectionFailed(RuntimeError):
+    """The detection thread kept failing: the daemon exits so systemd restarts it."""
 
 
 @dataclass(frozen=True)
@@ -26,17 +47,18 @@ class FaceResult:
     box: Box
     score: float              # the detector's score when the box was last detected
     new: bool                 # first frame of this track
-    crop: np.ndarray = field(repr=False)   # the model input (S, S) uint8
-    raw: Prediction = field(repr=False)    # this frame's prediction
     smoothed: Prediction      # the track's moving average: what gets logged
+    raw: Prediction | None = field(default=None, repr=False)   # this frame's prediction (None: not classified now)
 
 
 @dataclass(frozen=True)
 class FrameResult:
     frame: Frame
     faces: tuple[FaceResult, ...]
-    detected: bool            # whether the detector ran on this frame
-    ms: dict[str, float]      # stage -> milliseconds
+    detected: bool            # whether a detection round's result was applied on this frame
+    ms: dict[str, float]      # stage -> milliseconds of the frame loop
+    scan: ScanResult | None = None   # the round applied on this frame, with its own CPU time
+    ended: tuple[int, ...] = ()      # track ids that ended on this frame
 
 
 class StageTimes:
@@ -58,38 +80,145 @@ class StageTimes:
         return out
 
 
+def classifier_from_config(config: Config) -> Classifier:
+    c = config.classifier
+    return Classifier(c.model or default_model_path(), c.num_threads, c.batch, c.tta, c.tta_zoom,
+                      c.zoom_across_frames)
+
+
 class Pipeline:
     def __init__(self, detector: Detector, tracker: Tracker, classifier: Classifier, every_n_frames: int = 1,
-                 clock=time.perf_counter):
+                 clock=time.perf_counter, performance: PerformanceConfig = PerformanceConfig()):
         """``clock``: perf_counter (wall time) in the daemon; the benchmark passes thread_time
         (CPU time of this thread), which a busy shared machine distorts far less."""
         self.detector, self.tracker, self.classifier = detector, tracker, classifier
         self.clock = clock
         self.every_n = max(1, every_n_frames)
+        self.performance = performance
+        self.scanner = Scanner(detector, detector.config, performance)
+        self.worker: ScanWorker | None = ScanWorker(self.scanner) if performance.detection == "thread" else None
+        self.restarts = 0
         self._count = 0
+        self._last_submit = -(10 ** 9)
 
     @classmethod
     def build(cls, classifier: Classifier, detector: DetectorConfig = DetectorConfig(),
-              tracker: TrackerConfig = TrackerConfig(), clock=time.perf_counter) -> "Pipeline":
-        return cls(Detector(detector), Tracker(tracker), classifier, detector.every_n_frames, clock)
+              tracker: TrackerConfig = TrackerConfig(), clock=time.perf_counter,
+              performance: PerformanceConfig = PerformanceConfig()) -> "Pipeline":
+        return cls(Detector(detector), Tracker(tracker), classifier, detector.every_n_frames, clock, performance)
+
+    @classmethod
+    def from_config(cls, config: Config, clock=time.perf_counter, classifier: Classifier | None = None) -> "Pipeline":
+        """The daemon's own pipeline for ``config`` (what ``moodcam run`` builds; benches use it too)."""
+        return cls.build(classifier or classifier_from_config(config), config.detector, config.tracker, clock,
+                         config.performance)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def process(self, frame: Frame) -> FrameResult:
+        index = self._count
+        self._count += 1
+        height, width = frame.image.shape[:2]
+        self.tracker.frame_size = (width, height)
+        t0 = self.clock()
+        gray = gray_of(frame.image)
+        scan = self._detection_round(index, gray)
+        t1 = self.clock()
+        ended: tuple[int, ...] = ()
+        if scan is not None:
+            scanned = None if scan.full else [r.box for r in scan.regions]
+            tracked = self.tracker.update(list(scan.detections), scanned, frame=scan.frame_index, now=index)
+            ended = tuple(self.tracker.ended)
+        else:
+            tracked = self.tracker.current(index)
+        t2 = self.clock()
+        due = self._due([t.track_id for t in tracked])
+        chosen = [t for t in tracked if t.track_id in due]
+        crops = self.classifier.crops(frame.image, [t.box for t in chosen])
+        t3 = self.clock()
+        raw = {}
+        for t, crop in zip(chosen, crops):
+            probs = self._probs(t.track_id, crop[None], index)
+            raw[t.track_id] = Prediction.from_probs(probs)
+            self.tracker.smooth(t.track_id, probs)
+        faces = []
+        for t in tracked:
+            smoothed = self.tracker.smoothed(t.track_id)
+            if smoothed is not None:   # a face is reported once it has been classified
+                faces.append(FaceResult(t.track_id, t.box, t.score, t.new, Prediction.from_probs(smoothed),
+                                        raw.get(t.track_id)))
+        t4 = self.clock()
+        ms = {"detect": (t1 - t0) * 1e3, "track": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3, "classify": (t4 - t3) * 1e3}
+        return FrameResult(frame, tuple(faces), scan is not None, ms, scan, ended)
+
+    def _detection_round(self, index: int, gray: np.ndarray) -> ScanResult | None:
+        """Inline: scan now, every Nth frame. Thread: collect a finished round, start the next one."""
+        due = index - self._last_submit >= self.every_n
+        if self.worker is None:
+            if not due:
+                return None
+            self._last_submit = index
+            return self.scanner.scan(index, gray, self.tracker.boxes())
+        try:
+            done = self.worker.take()
+        except ScanFailed as exc:
+            done = None
+            self._restart_worker(exc)
+        if due and self.worker.submit(index, gray, self.tracker.boxes()):
+            self._last_submit = index
+        return done
+
+    def _restart_worker(self, exc: ScanFailed) -> None:
+        self.restarts += 1
+        if self.restarts > MAX_SCAN_RESTARTS:
+            raise DetectionFailed(f"face detection failed {self.restarts} times, last: {exc}") from None
+        log.warning("face detection failed (%s); restarting its thread (%d of %d)", exc, self.restarts,
+                    MAX_SCAN_RESTARTS)
+        self.worker.stop()
+        self.worker = ScanWorker(self.scanner)
+
+    def _due(self, track_ids: list[int]) -> set[int]:
+        limit = self.performance.classify_per_frame
+        order = self.tracker.classification_order(track_ids)
+        return set(order if limit == 0 else order[:limit])
+
+    def _probs(self, track_id: int, crop: np.ndarray, index: int) -> np.ndarray:
+        view = self.tracker.next_view(track_id, index)
+        if self.performance.views_across_frames:
+            return self.classifier.view_probs(crop, view)[0]
+        return self.classifier.probs(crop, frame=index)[0]
+
+
+class StillPipeline:
+    """Frames that are unrelated still pictures: the still-picture cascade on each, every face
+    classified in all its views, each face its own track, nothing carried to the next picture."""
+
+    def __init__(self, classifier: Classifier, detector: DetectorConfig = DetectorConfig(), clock=time.perf_counter):
+        self.classifier, self.clock = classifier, clock
+        self.params = PictureDetectParams.starting_at(STILL_UPSAMPLE, threshold=detector.score_threshold,
+                                                      min_size=min(detector.min_face_px, STILL_MIN_FACE_PX))
+        self._next_id = 1
+        self._previous: tuple[int, ...] = ()
+
+    def close(self) -> None:
+        pass
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = self.clock()
-        detect = self._count % self.every_n == 0
-        self._count += 1
-        detections = self.detector.detect(gray_of(frame.image)) if detect else None
+        boxes = [d.box for d in faces_in_still(frame.image, self.params, max_side=STILL_MAX_SIDE)]
         t1 = self.clock()
-        tracked = self.tracker.update(detections) if detect else self.tracker.current()
-        t2 = self.clock()
-        boxes = [t.box for t in tracked]
         crops = self.classifier.crops(frame.image, boxes)
-        t3 = self.clock()
-        probs = self.classifier.probs(crops, frame=self._count - 1)   # this frame's number
+        t2 = self.clock()
+        probs = self.classifier.probs(crops)
         faces = []
-        for t, crop, p in zip(tracked, crops, probs):
-            smoothed = self.tracker.smooth(t.track_id, p)
-            faces.append(FaceResult(t.track_id, t.box, t.score, t.new, crop,
-                                    Prediction.from_probs(p), Prediction.from_probs(smoothed)))
-        t4 = self.clock()
-        ms = {"detect": (t1 - t0) * 1e3, "track": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3, "classify": (t4 - t3) * 1e3}
-        return FrameResult(frame, tuple(faces), detect, ms)
+        for box, p in zip(boxes, probs):
+            prediction = Prediction.from_probs(p)
+            faces.append(FaceResult(self._next_id, box, 0.0, True, prediction, prediction))
+            self._next_id += 1
+        t3 = self.clock()
+        ended, self._previous = self._previous, tuple(f.track_id for f in faces)
+        ms = {"detect": (t1 - t0) * 1e3, "track": 0.0, "crop": (t2 - t1) * 1e3, "classify": (t3 - t2) * 1e3}
+        return FrameResult(frame, tuple(faces), True, ms, None, ended)

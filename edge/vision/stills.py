@@ -25,6 +25,14 @@ from edge.vision.detect import box_before_shrink, clamp_box, gray_of, shrunk
 # dlib's smallest HOG window is 80 px; upsample 2 (4x the pixels) brings it to ~20 px. Smaller boxes
 # are too few pixels to carry an expression in a 48x48 crop.
 STILL_MIN_FACE_PX = 20
+# The cascade's first dlib upsampling level (1: faces down to ~40 px; the next level is its fallback).
+STILL_UPSAMPLE = 1
+# Pictures are shrunk to this longest side before detection, as a camera frame: a Pi 3 spends about
+# four times as long on 1280 px, and faces in web pictures are large enough at 640.
+STILL_MAX_SIDE = 640
+# Zoomed views for stills: chosen on validation faces (0.05-0.2 tried). Six model calls a face are
+# little next to the detector cascade; the daemon's classifier.tta_zoom is off.
+STILL_TTA_ZOOM = 0.15
 
 
 @dataclass(frozen=True)
