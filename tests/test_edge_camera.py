@@ -15,6 +15,7 @@ from edge.capture.sources import (
     DirSource,
     SourceError,
     SourceSpec,
+    SourceUnusable,
     make_source,
     parse_source,
     resolve_auto,
@@ -134,10 +135,16 @@ def test_file_source_reads_a_video_to_its_end(tmp_path):
     cam.close()
 
 
-def test_missing_video_file_fails_after_attempts(tmp_path):
-    cam = Camera(make_source(f"file:{tmp_path}/nope.mp4"), PATIENT)
-    with pytest.raises(CameraError, match=r"could not be opened after 3 attempts; last error: .*nope.mp4 does not exist"):
+def test_missing_video_file_fails_at_the_first_attempt(tmp_path):
+    """Retrying cannot bring a missing file back: the first open says so (SourceUnusable)."""
+    source = make_source(f"file:{tmp_path}/nope.mp4")
+    opens = []
+    real_open = source.open
+    source.open = lambda: (opens.append(1), real_open())
+    cam = Camera(source, PATIENT)
+    with pytest.raises(SourceUnusable, match=r"nope.mp4 does not exist; give file: a video file"):
         cam.open()
+    assert len(opens) == 1
 
 
 @pytest.mark.timeout(60)

@@ -307,3 +307,20 @@ def test_unusable_state_dir_exits_5(tiny_model, tmp_path):
     out = run_cli("run", "--source", "demo", "--state", not_a_dir, "--model", tiny_model, "--max-frames", "3")
     assert out.returncode == 5, out.stderr
     assert "store is unusable" in out.stderr and str(not_a_dir) in out.stderr
+
+
+@pytest.mark.timeout(300)
+def test_a_source_that_can_never_work_fails_at_once_with_exit_2(tiny_model, tmp_path):
+    """A missing video, an empty folder, a folder of non-pictures: no retries (those are for a
+    camera that worked and stopped), exit 2 and one line that says what to fix."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.jpg").write_bytes(b"not a picture")
+    for source, says in ((f"file:{tmp_path / 'nope.mp4'}", "does not exist"),
+                         (f"dir:{tmp_path / 'empty'}", "holds no pictures"),
+                         (f"dir:{tmp_path / 'junk'}", "none of the 1 pictures")):
+        out = run_cli("run", "--source", source, "--state", tmp_path / "s", "--model", tiny_model)
+        assert out.returncode == 2, (source, out.stderr)
+        last = out.stderr.strip().splitlines()[-1]
+        assert last.startswith("moodcam run: error: ") and says in last, out.stderr
+        assert "attempt" not in out.stderr and "Traceback" not in out.stderr

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Callable
 
-from edge.capture.sources import CameraError, Frame, Source, SourceError
+from edge.capture.sources import CameraError, Frame, Source, SourceError, SourceUnusable
 from edge.config import CameraConfig
 
 log = logging.getLogger("moodcam.camera")
@@ -88,6 +88,8 @@ class Camera:
             try:
                 self._open_once()
                 return
+            except SourceUnusable:
+                raise                        # retrying cannot help: say what to fix, now
             except TimeoutError as exc:
                 last = f"open timed out ({exc})"
                 self._worker = _Worker()     # the old one is stuck in open(); abandon it
@@ -122,6 +124,8 @@ class Camera:
             hung = False
             try:
                 image = self._worker.call(self.source.read, self.config.read_timeout_s)
+            except SourceUnusable:
+                raise
             except TimeoutError as exc:
                 error, hung = f"read timed out ({exc})", True
             except (SourceError, OSError, RuntimeError, ValueError) as exc:

@@ -35,6 +35,11 @@ class SourceError(RuntimeError):
     """A source failed to open or to deliver a frame (it may recover after a reopen)."""
 
 
+class SourceUnusable(SourceError):
+    """A source that can never work as given (a missing file, a folder without pictures): retrying
+    cannot help, so the daemon stops at once (exit 2) and says what to fix."""
+
+
 class CameraError(RuntimeError):
     """The camera is gone for good: every reopen attempt failed. The daemon exits non-zero."""
 
@@ -119,24 +124,32 @@ class DirSource:
         self.path, self.width, self.height = Path(path), width, height
         self._files: list[Path] = []
         self._next = 0
+        self._delivered = 0
         self.skipped = 0
 
     def open(self) -> None:
         if not self.path.is_dir():
-            raise SourceError(f"{self.path} is not a folder (dir: needs a folder of pictures)")
+            raise SourceUnusable(f"{self.path} is not a folder (dir: needs a folder of pictures)")
         self._files = sorted(p for p in self.path.rglob("*") if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
         if not self._files:
-            raise SourceError(f"{self.path} holds no pictures ({', '.join(sorted(PICTURE_SUFFIXES))})")
+            raise SourceUnusable(f"{self.path} holds no pictures ({', '.join(sorted(PICTURE_SUFFIXES))}); "
+                                 "give dir: a folder of pictures")
+        self._delivered = 0
 
     def read(self) -> np.ndarray | None:
         while self._next < len(self._files):
             path = self._files[self._next]
             self._next += 1
             try:
-                return fit_frame(load_picture(path), self.width, self.height)
+                frame = fit_frame(load_picture(path), self.width, self.height)
             except ValueError as exc:
                 self.skipped += 1
                 log.warning("skipping %s", exc)
+                continue
+            self._delivered += 1
+            return frame
+        if not self._delivered:
+            raise SourceUnusable(f"none of the {len(self._files)} pictures in {self.path} could be read")
         return None
 
     def close(self) -> None:
@@ -154,9 +167,11 @@ class OpenCVSource:
         import cv2
 
         if self.ends and not Path(str(self.target)).is_file():
-            raise SourceError(f"video file {self.target} does not exist")
+            raise SourceUnusable(f"video file {self.target} does not exist; give file: a video file")
         cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
+            if self.ends:   # a file that exists but is not a video OpenCV can read: it never will be
+                raise SourceUnusable(f"OpenCV cannot read {self.target} as a video; give file: a video file")
             raise SourceError(f"OpenCV cannot open {self.name}; check the device/URL exists and is not in use")
         if not self.ends:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)

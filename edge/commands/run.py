@@ -48,4 +48,6 @@ def run(args) -> int:
     daemon = Daemon(config, max_frames=args.max_frames)
     status = daemon.run()
     write_line(summary_line(daemon))
+    if status == EXIT_USAGE:   # a source that can never work: the one line that says what to fix
+        report_error("moodcam run", daemon.exit_reason.removeprefix("source: "), status)
     return status

@@ -20,8 +20,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edge.capture.camera import Camera
-from edge.capture.sources import CameraError, DemoSource, DirSource, Source, make_source, parse_source, source_ends
-from edge.cliutil import EXIT_CAMERA, EXIT_DETECTOR, EXIT_MODEL, EXIT_OK, EXIT_STORE
+from edge.capture.sources import (
+    CameraError,
+    DemoSource,
+    DirSource,
+    Source,
+    SourceUnusable,
+    make_source,
+    parse_source,
+    source_ends,
+)
+from edge.cliutil import EXIT_CAMERA, EXIT_DETECTOR, EXIT_MODEL, EXIT_OK, EXIT_STORE, EXIT_USAGE
 from edge.config import Config, retention_policy
 from edge.contracts.crop import crop_face
 from edge.contracts.modelfile import ModelFileError, default_model_path
@@ -220,6 +229,9 @@ class Daemon:
         except ModelFileError as exc:
             log.error("%s", exc)
             self.exit_reason, status = f"model: {exc}", EXIT_MODEL
+        except SourceUnusable as exc:
+            log.error("camera.source %s cannot work: %s", self.config.camera.source, exc)
+            self.exit_reason, status = f"source: {exc}", EXIT_USAGE
         except CameraError as exc:
             log.error("%s; exiting so systemd restarts the service", exc)
             self.exit_reason, status = f"camera: {exc}", EXIT_CAMERA
