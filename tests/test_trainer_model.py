@@ -164,7 +164,8 @@ def test_export_sidecar_records_measurements(trained_run):
 def test_evaluate_json_contract_matches_export(trained_run, capsys, tmp_path):
     t = trained_run
     capsys.readouterr()
-    assert train_cli(["evaluate", str(t.tflite), str(t.val), "--json", "--report", str(tmp_path / "rep")]) == 0
+    assert train_cli(["evaluate", str(t.tflite), str(t.val), "--json", "--no-tta", "--tta-zoom", "0",
+                      "--report", str(tmp_path / "rep")]) == 0
     result = last_json_line(capsys.readouterr().out)
     assert {"accuracy", "n", "per_class", "confusion", "labels", "macro_f1", "mode", "model", "data", "tta",
             "tta_zoom"} <= set(result)
@@ -179,7 +180,7 @@ def test_evaluate_json_contract_matches_export(trained_run, capsys, tmp_path):
     assert "| **neutral** |" in (tmp_path / "rep" / "report.md").read_text()
 
     # the Keras run folder is evaluated the same way and matches the float figure
-    assert train_cli(["evaluate", str(t.run), str(t.val), "--json"]) == 0
+    assert train_cli(["evaluate", str(t.run), str(t.val), "--json", "--no-tta", "--tta-zoom", "0"]) == 0
     keras_result = last_json_line(capsys.readouterr().out)
     assert keras_result["model_kind"] == "keras"
     assert keras_result["accuracy"] == pytest.approx(load_sidecar(t.tflite).metrics["val_accuracy_float"], abs=1e-4)
@@ -295,7 +296,7 @@ def test_evaluate_face_folders_and_tta(tiny_model, tmp_path, capsys):
     for i, (face, label) in enumerate(zip(ds.faces, ds.labels)):
         (tmp_path / "faces" / LABELS[label]).mkdir(parents=True, exist_ok=True)
         Image.fromarray(face).save(tmp_path / "faces" / LABELS[label] / f"{i}.png")
-    assert train_cli(["evaluate", str(tiny_model), str(tmp_path / "faces"), "--json", "--tta"]) == 0
+    assert train_cli(["evaluate", str(tiny_model), str(tmp_path / "faces"), "--json", "--tta", "--tta-zoom", "0"]) == 0
     result = last_json_line(capsys.readouterr().out)
     assert result["mode"] == "faces" and result["n"] == 14 and result["tta"] is True
     assert all(c["support"] == 2 for c in result["per_class"].values())
@@ -390,7 +391,7 @@ def test_shipped_model_scores_what_its_card_says(capsys):
 
     public_test = shared_data("fer2013", "val")
     model = default_model_path()
-    assert train_cli(["evaluate", str(model), str(public_test), "--json"]) == 0
+    assert train_cli(["evaluate", str(model), str(public_test), "--json", "--no-tta", "--tta-zoom", "0"]) == 0
     result = last_json_line(capsys.readouterr().out)
     recorded = [t for t in load_sidecar(model).metrics["test_int8"].values() if t["n"] == result["n"]]
     assert result["n"] == 3589 and len(recorded) == 1

@@ -1,6 +1,7 @@
 """``moodcam-train``: the desktop trainer's command line (also ``python -m trainer``)."""
 from __future__ import annotations
 
+from edge.cli import package_version
 from edge.cliutil import run_cli
 
 COMMANDS = {
@@ -15,7 +16,8 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli("moodcam-train", "moodcam trainer: data, training, evaluation and export", COMMANDS, argv)
+    return run_cli("moodcam-train", "moodcam trainer: data, training, evaluation and export", COMMANDS, argv,
+                   version=package_version())
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""moodcam-train evaluate MODEL DATA [--json] [--report DIR] [--tta] [--tta-zoom Z]
+"""moodcam-train evaluate MODEL DATA [--json] [--report DIR] [--tta/--no-tta] [--tta-zoom Z]
 
 MODEL: a run folder (its best.keras), a .keras file, or an exported .tflite (with its sidecar).
 DATA:  pre-cropped faces (an .npz data set, or ``<label>/*`` picture folders as FER2013's), or raw
        pictures in folders named after an emotion (``Happy+Human+Faces/*``), which go through the
        edge pipeline: the still-picture dlib HOG cascade of ``moodcam classify`` (edge.vision.stills) +
        edge.contracts.crop.crop_face + the model.
+
+The views and the cascade settings are ``moodcam classify``'s, with the same defaults (mirrored and
+zoomed views, pictures shrunk to 640 px): a figure from evaluate is what classify does. For the
+single-view accuracy of a model on faces, pass ``--no-tta --tta-zoom 0``.
 
 ``--json`` contract: the LAST line on stdout is one JSON object with at least
 ``accuracy`` (0..1; for pictures: right pictures / all readable pictures, no face = wrong),
@@ -24,6 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from edge.cliutil import report_error
+from edge.commands.options import add_still_options, check_still_options
 from edge.contracts.modelfile import ModelFileError
 from trainer.data.datasets import IMAGE_SUFFIXES, load_dataset
 from trainer.evaluate import (
@@ -47,11 +52,7 @@ def add_arguments(p) -> None:
                    help="auto: .npz and folders of small square pictures are faces, anything else raw pictures")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last stdout line")
     p.add_argument("--report", type=Path, metavar="DIR", help="write metrics.json, confusion.{json,png}, report.md here")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: average each face with its mirror image")
-    p.add_argument("--tta-zoom", type=float, default=0.0, metavar="Z",
-                   help="also average over each face zoomed by 1-Z and 1+Z (the edge's classifier.tta_zoom; 0 = off)")
-    p.add_argument("--upsample", type=int, default=1, help="first dlib HOG upsampling level of the cascade for raw pictures (the next is its fallback)")
-    p.add_argument("--max-side", type=int, default=640, help="raw pictures are shrunk to this longer side first, as a camera frame")
+    add_still_options(p)
     p.add_argument("--limit", type=int, help="evaluate only this many raw pictures, spread over the folders")
     p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: the runtime's)")
 
@@ -82,8 +83,7 @@ def run(args) -> int:
 def _run(args) -> int:
     if not args.data.exists():
         raise FileNotFoundError(f"data {args.data} does not exist")
-    if not 0.0 <= args.tta_zoom <= 0.3:
-        raise ValueError(f"--tta-zoom {args.tta_zoom} is out of range; use 0 (off) to 0.3")
+    check_still_options(args)
     predictor = load_predictor(args.model, tta=args.tta, tta_zoom=args.tta_zoom, num_threads=args.threads)
     mode = guess_mode(args.data, predictor.crop.size) if args.mode == "auto" else args.mode
     if mode == "faces":
