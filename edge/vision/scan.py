@@ -7,7 +7,7 @@ scans one of:
 
 - the **whole frame** (at the config's ``detect_width`` and ``upsample``) every ``full_scan_s``
   seconds, which finds faces that sit still;
-- otherwise **regions**: around each live track, zoomed so its face is about 100 px (it follows a
+- otherwise **regions**: around each live track, zoomed so its face is about 90 px (it follows a
   moving face and keeps its box fresh), and where the picture **changed** since the last round
   (frame differencing at 1/4 resolution costs little), zoomed so a ``min_face_px`` face reaches
   dlib's window. A changed region is where a face that just came in is.
@@ -28,13 +28,13 @@ from edge.contracts.crop import Box
 from edge.vision.detect import Detection, Detector, clamp_box, iou, shrunk
 
 DLIB_WINDOW_PX = 80          # the smallest face dlib's frontal HOG finds at upsample 0
-TRACK_FACE_PX = 100          # a track's region is zoomed so its face is about this wide
+TRACK_FACE_PX = 90           # a track's region is zoomed so its face is about this wide
 TRACK_MARGIN = 0.75          # a track's region: its box widened by this many face widths each side
 MOTION_DOWNSCALE = 4         # frame differencing at 1/4 of the frame's width and height
 MOTION_THRESHOLD = 18        # gray levels of change that count (sensor noise is a few levels)
 MOTION_MIN_PIXELS = 4        # changed pixels (at 1/4 resolution) a region needs
 MAX_MOTION_REGIONS = 3       # the largest changed regions scanned in one round
-MAX_REGION_PIXELS = 160_000  # zoom of one region is capped so it scans at most this many pixels
+MAX_REGION_PIXELS = 90_000   # zoom of one region is capped so it scans at most this many pixels (0.3 of 640x480)
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,8 @@ class Scanner:
         pad = self.config.min_face_px
         for box in changed_boxes(self._previous, gray)[:MAX_MOTION_REGIONS]:
             area = clamp_box(box[0] - pad, box[1] - pad, box[0] + box[2] + pad, box[1] + box[3] + pad, width, height)
+            # A tracked face that moves changes the picture around itself: a track region as wide
+            # covers that; a wider change may hold a face that just came in beside it.
             if area is not None and not any(covers(r.box, area) and r.box[2] >= area[2] for r in regions):
                 regions.append(self._region(area, motion_zoom, "motion"))
         return regions
