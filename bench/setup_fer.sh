@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build .bench/fer-venv: the `fer` package (PyPI "fer", latest) as a peer for bench/accuracy.py
-# and bench/edge_throughput.py, kept out of the project's own environment.
+# and bench/scene.py, kept out of the project's own environment.
 #
 # What fer runs: `FER()` defaults to use_tflite=True, i.e. its bundled
 # fer/data/emotion_model_quantized.tflite (mini-Xception, 64x64 gray input, float I/O,

@@ -96,7 +96,7 @@ class Classifier:
     ``batch='resize'`` resizes the interpreter's input to N faces and invokes once; ``'loop'``
     invokes once per face on a preallocated 1-face tensor. ``'auto'`` is 'loop': on this model
     (tiny, 48x48) re-allocating tensors whenever the face count changes costs more than the extra
-    invocations save (see bench/edge_throughput.py --batch-compare).
+    invocations save (measured with a --batch-compare mode of a throughput bench since replaced by bench/scene.py).
     """
 
     def __init__(self, model_path: str | Path, num_threads: int = 1, batch: str = "auto", tta: bool = False,
