@@ -1,10 +1,12 @@
 """The Pi-3 cost model: the pipeline's own stages counted in aarch64 instructions, as Pi-3 milliseconds.
 
     sudo deploy/arm64-check.sh                  # once: the arm64 root in .arm64/ (15-40 min)
-    .venv/bin/python bench/pi3_cost.py [--json] [--faces 3] [--schedule serial|parallel] [--fresh]
+    .venv/bin/python bench/pi3_cost.py [--json] [--faces 3] [--schedule daemon|serial] [--config TOML] [--rss] [--fresh]
 
-1. Each stage (gray frame, dlib HOG at the sizes below, the face crop, one classifier call of the
-   model with one view and with flip TTA, the tracker's work, Pipeline.process as a whole) runs in
+1. Each stage, through the edge's own code (gray_of; edge.vision.scan: changed_boxes, Scanner.scan_region
+   of track and motion regions, Scanner.scan of a full frame and of a region round; one
+   Classifier.view_probs and Classifier.probs in all views; a crop; the Tracker; ScanWorker.submit;
+   Pipeline.process of the frame loop and of the old serial design) runs in
    the arm64 root of deploy/arm64-check.sh - its Python, LiteRT and dlib-bin aarch64 wheels - under
    ``qemu-aarch64 -cpu cortex-a53`` (the Pi 3's core: NEON, no dot product, so LiteRT/XNNPACK picks
    the kernels a Pi 3 runs) with bench/pi3/insncount.c, a TCG plugin that counts the guest
@@ -13,7 +15,9 @@
 2. Instructions become Pi-3 ms at 1.2 GHz and a cycles-per-instruction band calibrated on
    MobileNetV2 int8 (224x224), counted the same way, against XNNPACK's published 30 ms on a
    1.4 GHz Pi 3B+ with 4 threads (XNNPACK README, Feb 2022), at a 3.3-3.9x four-thread speed-up.
-3. A schedule turns stage costs into a frame's time (see :func:`serial` and :func:`parallel`).
+3. A schedule turns stage costs into a frame's time: ``daemon`` (today's: the frame loop on one core,
+   detection rounds on another, simulated as Pipeline._detection_round runs them; the default) or
+   ``serial`` (the old single-threaded design, for comparison). See DAEMON_ASSUMPTION and SERIAL_ASSUMPTION.
 
 The same stage callables are timed natively here for the x86 figures beside them. Counts are
 cached in .bench/pi3/counts.json by model sha, stage and parameters; --fresh counts again.
@@ -80,20 +84,31 @@ def item(stage: str, iterations: int, **params) -> Item:
     return Item(stage, tuple(sorted(params.items())), iterations)
 
 
+TRACK_FACES = (32, 60, 100, 160)        # face widths (px) whose track region is counted
+MOTION_SIDE = 100                       # a changed area this many px square, as Scanner.plan pads and zooms it
+
+
 def items_for(setup: "Setup", calibrate: bool) -> list[Item]:
-    """The standard set (HOG at 640x480 upsample 0 and 1 and at 320x240) and whatever ``setup`` uses."""
-    views = sorted({1, 2, setup.views})
-    sizes = sorted({(640, 0), (640, 1), (320, 0), (setup.width, setup.upsample)})
-    out = [item("gray", 20)]
-    out += [item("detect", 2 if upsample else (3 if width >= 640 else 6), width=width, upsample=upsample)
-            for width, upsample in sizes]
-    out += [item("crop", 50), item("invoke", 10)]
-    out += [item("classify", 10 // v, views=v) for v in views]
-    out += [item("track_update", 200, faces=k) for k in (1, 2, 3)]
-    out += [item("track_current", 200, faces=k) for k in (1, 2, 3)]
-    out += [item("smooth", 200)]
-    frame = dict(width=setup.width, upsample=setup.upsample, views=setup.views)
-    out += [item("frame", 2, detect=True, **frame), item("frame", 5, detect=False, **frame)]
+    """What both schedules need: today's daemon (gray, motion, region and full scans through
+    edge.vision.scan.Scanner, one classifier view, one crop, the tracker, submitting a round) and the
+    old serial design (dlib on the whole frame, every face in all views), plus their whole-frame checks."""
+    det = dict(width=setup.width, upsample=setup.upsample, min_face=setup.min_face)
+    out = [item("gray", 20), item("motion", 20)]
+    out += [item("region_track", 3, face=w) for w in TRACK_FACES]
+    out += [item("region_motion", 3, side=MOTION_SIDE, min_face=setup.min_face)]
+    out += [item("scan_full", 1 if setup.upsample else 2, **det)]
+    out += [item("scan_round", 2, faces=3, min_face=setup.min_face)]
+    out += [item("crop", 50), item("invoke", 10), item("view", 10, views=2)]
+    out += [item("track_update", 200, faces=k, rounds=1) for k in (1, 2, 3)]
+    out += [item("track_current", 200, faces=k, moving=1) for k in (1, 2, 3)]
+    out += [item("smooth", 200), item("submit", 50)]
+    out += [item("frame_main", 5, faces=3, per_frame=setup.classify_per_frame or 3, views=2)]
+    # the old serial design on the same config: dlib on the whole frame inline, every face in all views
+    sizes = sorted({(640, 0), (setup.width, setup.upsample)})
+    out += [item("detect", 1 if upsample else 3, width=width, upsample=upsample) for width, upsample in sizes]
+    out += [item("classify", 10 // setup.views or 1, views=setup.views)]
+    frame = dict(width=setup.width, upsample=setup.upsample, views=setup.views, min_face=setup.min_face)
+    out += [item("frame", 1 if setup.upsample else 2, detect=True, **frame), item("frame", 3, detect=False, **frame)]
     if calibrate:
         out.append(item("mobilenet_v2", 3))
     return out
@@ -389,73 +404,254 @@ def time_on_host(items: list[Item], inputs: Path) -> dict[str, float]:
         return {r["key"]: r["ms"] for r in json.loads(out.read_text())}
 
 
-# ------------------------------------------------------------------------------ the schedule
+# ------------------------------------------------------------------------------ the schedules
+DEFAULT_CAMERA_FPS = 30.0    # camera.fps = 0 means "as fast as frames come": a Pi camera at 640x480 gives 30
+MOTION_SHIFT = 0.25          # a moving face moves this many face widths between two rounds' frames
+
+
 @dataclass(frozen=True)
 class Setup:
-    every_n: int        # detection on every Nth frame
-    width: int          # detect_width
-    upsample: int
-    views: int          # classifier calls per face per frame (2 = flip TTA)
+    every_n: int            # detector.every_n_frames: a round starts at most every Nth frame
+    width: int              # detector.detect_width (full scans)
+    upsample: int           # detector.upsample (full scans)
+    min_face: int           # detector.min_face_px
+    views: int              # views a face has (2 = flip TTA; x3 with tta_zoom on every frame)
+    classify_per_frame: int  # performance.classify_per_frame (0 = every face)
+    views_across_frames: bool
+    region_scans: bool
+    full_scan_s: float
+    detection: str          # performance.detection
+    camera_fps: float
 
 
-def setup_from(config) -> Setup:
-    c = config.classifier
+def setup_from(config, camera_fps: float | None = None) -> Setup:
+    c, d, p = config.classifier, config.detector, config.performance
     views = (2 if c.tta else 1) * (3 if c.tta_zoom > 0 and not c.zoom_across_frames else 1)
-    d = config.detector
-    return Setup(d.every_n_frames, d.detect_width, d.upsample, views)
+    fps = camera_fps or config.camera.fps or DEFAULT_CAMERA_FPS
+    return Setup(d.every_n_frames, d.detect_width, d.upsample, d.min_face_px, views, p.classify_per_frame,
+                 p.views_across_frames, p.region_scans, p.full_scan_s, p.detection, fps)
 
 
+# ---- the old serial design: one thread, detection inline every Nth frame, every face in all views
 def frame_costs(cost: dict[str, float], setup: Setup, faces: int) -> dict[str, dict[str, float]]:
-    """Per stage, its cost on a detection frame and on the other frames, for ``faces`` faces.
-    ``cost`` maps item keys to a per-call cost (instructions or ms)."""
+    """Per stage, its cost on a detection frame and on the other frames of the serial design."""
     det = f"detect upsample={setup.upsample} width={setup.width}"
     per_face = {"crop": cost["crop"], "classify": cost[f"classify views={setup.views}"], "smooth": cost["smooth"]}
-    rows = {"gray": (cost["gray"], 0.0), "detect": (cost[det], 0.0),
-            "track": (cost[f"track_update faces={faces}"], cost[f"track_current faces={faces}"])}
+    rows = {"gray": (cost["gray"], cost["gray"]), "detect": (cost[det], 0.0),
+            "track": (cost[f"track_update faces={faces} rounds=1"], cost[f"track_current faces={faces} moving=1"])}
     rows |= {name: (value * faces, value * faces) for name, value in per_face.items()}
     rows["pipeline"] = (cost["pipeline"], cost["pipeline"])
     return {name: {"detection_frame": d, "other_frame": o} for name, (d, o) in rows.items()}
 
 
-DETECTION_CORE = ("gray", "detect")     # what a detection worker would take off the frame loop
-
-
 def serial(stages: dict[str, dict[str, float]], every_n: int) -> dict:
-    """Today's daemon: one thread, a frame's time is the sum of its stages; every Nth frame also
-    detects, and that frame is the worst."""
+    """The old design: one thread, a frame's time is the sum of its stages; every Nth frame also
+    runs dlib on the whole frame, and that frame is the worst."""
     detection = sum(s["detection_frame"] for s in stages.values())
     other = sum(s["other_frame"] for s in stages.values())
     return {"per_frame": (detection + (every_n - 1) * other) / every_n, "worst_frame": detection,
-            "detection_frame": detection, "other_frame": other,
-            "assumption": "serial: one thread; a frame's time is the sum of its stages; every Nth frame "
-                          "also runs gray + HOG and is the worst frame"}
+            "detection_frame": detection, "other_frame": other}
 
 
-def parallel(stages: dict[str, dict[str, float]], every_n: int) -> dict:
-    """Detection (gray + HOG) on a worker core, the rest on the frame loop's core: a frame takes the
-    busiest core's share per frame - the loop's own work, or the detector's 1/N of a detection when
-    that is larger (then the loop waits on it) - and no frame waits for a whole detection."""
-    loop_det = sum(s["detection_frame"] for n, s in stages.items() if n not in DETECTION_CORE)
-    loop_other = sum(s["other_frame"] for n, s in stages.items() if n not in DETECTION_CORE)
-    detector = sum(stages[n]["detection_frame"] for n in DETECTION_CORE)
-    loop = (loop_det + (every_n - 1) * loop_other) / every_n
-    return {"per_frame": max(loop, detector / every_n), "worst_frame": max(loop_det, detector / every_n),
-            "detection_frame": loop_det, "other_frame": loop_other, "detector_core": detector / every_n,
-            "detection_latency": detector,
-            "assumption": "parallel: gray + HOG on a second core, the rest on the frame loop's; a frame takes "
-                          "the busiest core's share (the loop's work, or 1/N of a detection if larger); "
-                          "boxes arrive one detection late; memory contention between cores not modelled"}
-
-
-SCHEDULES = {"serial": serial, "parallel": parallel}
-
-
-def with_pipeline_overhead(cost: dict[str, float], setup: Setup) -> dict[str, float]:
-    """Pipeline.process's own work beyond the stages (timers, dataclasses, list building): the
-    measured 3-face non-detection frame minus its stages, never below 0."""
-    frame = f"frame detect=False upsample={setup.upsample} views={setup.views} width={setup.width}"
+def serial_overhead(cost: dict[str, float], setup: Setup) -> dict[str, float]:
+    """Pipeline.process's own work beyond the stages (timers, dataclasses, lists): the measured
+    3-face frame without detection minus its stages, never below 0."""
+    frame = (f"frame detect=False min_face={setup.min_face} upsample={setup.upsample} views={setup.views} "
+             f"width={setup.width}")
     parts = frame_costs(cost | {"pipeline": 0.0}, setup, 3)
     return cost | {"pipeline": max(0.0, cost[frame] - sum(s["other_frame"] for s in parts.values()))}
+
+
+def serial_plan(cost: dict[str, float], setup: Setup, faces: int, convert) -> dict:
+    stages = frame_costs(serial_overhead(cost, setup), setup, faces)
+    out = serial({n: {k: convert(v) for k, v in d.items()} for n, d in stages.items()}, setup.every_n)
+    per_stage = {n: convert((d["detection_frame"] + (setup.every_n - 1) * d["other_frame"]) / setup.every_n)
+                 for n, d in stages.items()}
+    return out | {"per_stage": per_stage, "fps": min(1e3 / out["per_frame"], setup.camera_fps)}
+
+
+SERIAL_ASSUMPTION = ("serial (the old design): one thread; every frame gray, the tracks, every face cropped and "
+                     "classified in all its views; every Nth frame also dlib on the whole frame at detect_width "
+                     "and upsample, and that frame is the worst")
+
+
+# ---- today's daemon: a frame loop on one core, detection rounds on another
+def moving_scene(faces: int, face_px: int, shift: float):
+    """Two gray 640x480 frames a round apart: ``faces`` head-and-shoulders sprites (the astronaut,
+    face ``face_px`` wide) side by side, moved ``shift`` px to the right in the second; and the faces'
+    boxes in the first (the tracks' last detections)."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    x, y, w, h = 179, 83, 88, 88                       # where dlib finds the astronaut's face
+    sprite = skimage.data.astronaut()[y - h // 2 : y + h + (3 * h) // 4, x - (2 * w) // 5 : x + w + (2 * w) // 5]
+    scale = face_px / w
+    img = np.asarray(Image.fromarray(sprite).resize((round(sprite.shape[1] * scale), round(sprite.shape[0] * scale))))
+    gray_sprite = np.asarray(Image.fromarray(img).convert("L"))
+    fx, fy = round((2 * w // 5) * scale), round((h // 2) * scale)       # the face's corner inside the sprite
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    shade = 110 + 60 * np.sin(xx / 97.0) * np.cos(yy / 71.0) + np.random.default_rng(0).normal(0, 6, (480, 640))
+    background = np.clip(shade, 0, 255).astype(np.uint8)
+    frames, boxes = [], []
+    for dx in (0.0, shift):
+        frame = background.copy()
+        for i in range(faces):
+            cx = (i + 0.5) * 640 / faces + dx
+            px, py = round(cx - fx - face_px / 2), round(200 - fy - face_px / 2)
+            x0, y0 = max(0, px), max(0, py)
+            x1, y1 = min(640, px + gray_sprite.shape[1]), min(480, py + gray_sprite.shape[0])
+            if x1 > x0 and y1 > y0:
+                frame[y0:y1, x0:x1] = gray_sprite[y0 - py : y1 - py, x0 - px : x1 - px]
+            if dx == 0.0:
+                boxes.append((px + fx, py + fy, face_px, face_px))
+        frames.append(frame)
+    return frames[0], frames[1], boxes
+
+
+def round_regions(config, faces: int, face_px: int) -> list[dict]:
+    """The regions edge.vision.scan.Scanner.plan scans in a region round of ``moving_scene``."""
+    from edge.vision.detect import Detector, shrunk
+    from edge.vision.scan import MOTION_DOWNSCALE, Scanner
+
+    before, after, boxes = moving_scene(faces, face_px, max(4.0, MOTION_SHIFT * face_px))
+    scanner = Scanner(Detector(config.detector), config.detector, config.performance)
+    scanner._previous = shrunk(before, 1.0 / MOTION_DOWNSCALE)
+    return [{"why": r.why, "box": list(r.box), "scale": round(r.scale, 3),
+             "px": max(1, round(r.box[2] * r.scale)) * max(1, round(r.box[3] * r.scale))}
+            for r in scanner.plan(after, boxes)]
+
+
+def region_fit(cost: dict[str, float], notes: dict[str, str]) -> tuple[float, float]:
+    """A region scan's cost as a + b x scanned pixels, least squares over the counted region scans."""
+    xs, ys = [], []
+    for key, value in cost.items():
+        if key.startswith(("region_track", "region_motion")):
+            xs.append(float(notes[key].rsplit("= ", 1)[1].split()[0]))
+            ys.append(value)
+    n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / max(1e-9, sum((x - mx) ** 2 for x in xs))
+    return my - b * mx, b
+
+
+def simulate(frame_ms: float, region_ms: float, full_ms: float, setup: Setup, seconds: float = 120.0) -> dict:
+    """The frame loop and the detection thread over ``seconds``, as Pipeline._detection_round runs
+    them: a frame takes a finished round and, when N frames have passed since the last start and the
+    thread is free, starts the next; a round is a full scan when full_scan_s has passed since the last one."""
+    frames = int(seconds * 1e3 / frame_ms)
+    busy_until, next_full, last_start = None, 0.0, -(10 ** 9)
+    rounds = []                                    # (start ms, duration ms, full, applied at frame start ms)
+    for i in range(frames):
+        t = i * frame_ms
+        if busy_until is not None and busy_until <= t:
+            rounds[-1] = rounds[-1][:3] + (t,)
+            busy_until = None
+        if i - last_start >= setup.every_n and busy_until is None:
+            full = not setup.region_scans or t / 1e3 >= next_full
+            if full:
+                next_full = t / 1e3 + setup.full_scan_s
+            duration = full_ms if full else region_ms
+            rounds.append((t, duration, full, None))
+            busy_until, last_start = t + duration, i
+    done = [r for r in rounds if r[3] is not None]
+    busy = sum(r[1] for r in done) / (done[-1][3] if done else 1.0)
+    span = (done[-1][0] - done[0][0]) / 1e3 if len(done) > 1 else seconds
+    # A moving face that appears just after round r started is found by the next region round
+    # (its motion; conservatively not by a full one: upsample 1 finds faces from ~40 px only), is
+    # applied on the first frame after that round ends and classified in that frame.
+    moving = []
+    for r, start in enumerate(done[:-1]):
+        found = next((q for q in done[r + 1:] if not q[2] or not setup.region_scans), None)
+        if found is not None:
+            moving.append(found[3] + frame_ms - start[0])
+    still = []                                      # a face that sits still: only a full scan finds it
+    fulls = [q for q in done if q[2]]
+    for a, b in zip(fulls, fulls[1:]):
+        still.append(b[3] + frame_ms - a[0])
+    return {"rounds_per_s": round((len(done) - 1) / span, 2) if len(done) > 1 else 0.0,
+            "frames_per_round": round(span * 1e3 / (frame_ms * (len(done) - 1)), 2) if len(done) > 1 else 0.0,
+            "busy": round(busy, 3), "full_rounds_share": round(len(fulls) / max(1, len(done)), 3),
+            "appear_to_classified_ms": round(max(moving), 1) if moving else None,
+            "still_appear_to_classified_ms": round(max(still), 1) if still else None}
+
+
+def daemon_plan(cost: dict[str, float], regions: list[dict], setup: Setup, faces: int, convert,
+                fit: tuple[float, float], round_overhead: float, frames_per_round: float | None = None) -> dict:
+    """``convert``: instructions (or x86 ms) to ms; for counting instructions instead, pass ``float``
+    and the ``frames_per_round`` of a plan in ms."""
+    """The daemon's two cores for ``faces`` faces: the frame loop's share and the detection thread's rounds."""
+    classified = faces if setup.classify_per_frame == 0 else min(faces, setup.classify_per_frame)
+    views = 1 if setup.views_across_frames else setup.views
+    view = cost["view views=2"] if views == 1 else cost[f"classify views={setup.views}"]
+    main = {"gray": cost["gray"], "track": cost[f"track_current faces={faces} moving=1"],
+            "crop": classified * cost["crop"], "classify": classified * view, "smooth": classified * cost["smooth"],
+            "pipeline": cost["main_overhead"]}
+    per_round = cost[f"track_update faces={faces} rounds=1"] + cost["submit"]
+    region = cost["motion"] + round_overhead + sum(fit[0] + fit[1] * r["px"] for r in regions)
+    full = cost[f"scan_full min_face={setup.min_face} upsample={setup.upsample} width={setup.width}"]
+    ms = {k: convert(v) for k, v in main.items()}
+    base = sum(ms.values())
+    region_ms, full_ms, per_round_ms = convert(region), convert(full), convert(per_round)
+    # The round rate depends on the frame rate, and the loop's per-round work on the round rate: iterate.
+    frame_ms = base
+    for _ in range(3 if frames_per_round is None else 0):
+        sim = simulate(max(frame_ms, 1e3 / setup.camera_fps), region_ms, full_ms, setup)
+        frame_ms = base + per_round_ms / max(1.0, sim["frames_per_round"])
+    if frames_per_round is not None:
+        sim = {"frames_per_round": frames_per_round}
+        frame_ms = base + per_round_ms / max(1.0, frames_per_round)
+    period = max(frame_ms, 1e3 / setup.camera_fps)
+    ms["track"] += per_round_ms / max(1.0, sim["frames_per_round"])       # round arrivals, submits
+    return {"per_frame": frame_ms, "worst_frame": base + per_round_ms, "fps": 1e3 / period,
+            "per_stage": ms, "detection": {"round_ms": region_ms, "full_scan_ms": full_ms,
+                                           "regions": len(regions), "scanned_px": sum(r["px"] for r in regions),
+                                           **sim}}
+
+
+DAEMON_ASSUMPTION = ("daemon (today's): the frame loop on one core - gray, the tracks' boxes, "
+                     "classify_per_frame face(s) cropped and classified in one view, a round's result taken and "
+                     "the next submitted; detection rounds on a second core (dlib releases the GIL): a full scan "
+                     "every full_scan_s, else regions around each track and where the picture changed; a round "
+                     "starts at most every every_n_frames frames, when the thread is free. fps = min(frame loop, "
+                     "camera). Faces move {shift} face widths between rounds' frames, so each has a changed "
+                     "region (merged when close, as Scanner.plan does). The worst frame is the loop's: "
+                     "detection is not on it. Memory and GIL contention between the cores are not modelled.")
+
+
+def with_daemon_overhead(cost: dict[str, float], setup: Setup) -> dict[str, float]:
+    """Pipeline.process's own work on the frame loop beyond its stages: the measured frame_main
+    (3 faces, classify_per_frame of them in one view) minus those stages, never below 0."""
+    classified = setup.classify_per_frame or 3
+    key = f"frame_main faces=3 per_frame={classified} views=2"
+    parts = cost["gray"] + cost["track_current faces=3 moving=1"] + classified * (
+        cost["crop"] + cost["view views=2"] + cost["smooth"])
+    return cost | {"main_overhead": max(0.0, cost[key] - parts)}
+
+
+def round_check(cost: dict[str, float], notes: dict[str, str], setup: Setup, fit) -> dict:
+    """The counted whole round (scan_round, 3 faces) against motion + the fitted region costs: what is
+    left is the round's own work (a second shrink, overlap suppression, bookkeeping) and the fit's error."""
+    key = f"scan_round faces=3 min_face={setup.min_face}"
+    pixels = [float(part.rsplit("= ", 1)[1].split()[0]) for part in notes[key].split("; ") if "px scanned" in part]
+    modelled = cost["motion"] + sum(fit[0] + fit[1] * px for px in pixels)
+    return {"measured": cost[key], "modelled": modelled, "overhead": cost[key] - modelled, "regions": len(pixels)}
+
+
+def peak_rss_mb(config: Path | None, frames: int = 300) -> float:
+    """The daemon's peak resident set on this machine, in MB (10^6 bytes): ``moodcam run --source demo``
+    in a child of a small Python that reads its children's ru_maxrss (so no other child counts)."""
+    moodcam = Path(sys.executable).with_name("moodcam")
+    with tempfile.TemporaryDirectory() as state:
+        cmd = [str(moodcam), "run", "--source", "demo", "--max-frames", str(frames), "--state", state]
+        if config:
+            cmd += ["--config", str(config)]
+        probe = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)"
+                 ".returncode; print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if rc == 0 else -rc)")
+        proc = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True)
+        kb = int(proc.stdout.strip() or "0")
+        if kb <= 0:
+            raise BenchError(f"moodcam run for the peak RSS failed (exit {-kb}): {proc.stderr.strip()[-200:]}")
+        return round(kb * 1024 / 1e6, 1)
 
 
 # ------------------------------------------------------------------------------ the report
@@ -480,38 +676,90 @@ def ms_of(instructions: float, cpi: float) -> float:
     return instructions * cpi / PI3_HZ * 1e3
 
 
-def summarise(counted: dict, x86_ms: dict, setup: Setup, faces: int, schedule: str, cpi: dict) -> dict:
-    instructions = with_pipeline_overhead({k: v["instructions"] for k, v in counted.items()}, setup)
-    x86 = with_pipeline_overhead(x86_ms, setup)
-    plan = SCHEDULES[schedule]
-    stage_insns = frame_costs(instructions, setup, faces)
-    stage_x86 = frame_costs(x86, setup, faces)
+def summarise(counted: dict, x86_ms: dict, setup: Setup, config, schedule: str, cpi: dict,
+              widths=TRACK_FACES) -> dict:
+    """Both schedules for 1-3 faces; the daemon's also for each face width (its headline: the worst)."""
+    notes = {k: v.get("note", "") for k, v in counted.items()}
+    insns = {k: v["instructions"] for k, v in counted.items()}
     mid = (cpi["low"] + cpi["high"]) / 2
-    at = {name: plan({s: {k: ms_of(v, c) for k, v in d.items()} for s, d in stage_insns.items()}, setup.every_n)
-          for name, c in (("low", cpi["low"]), ("mid", mid), ("high", cpi["high"]))}
-    x86_frame = plan(stage_x86, setup.every_n)
-    per_stage = {}
-    for name, d in stage_insns.items():
-        mean = (d["detection_frame"] + (setup.every_n - 1) * d["other_frame"]) / setup.every_n
-        xd = stage_x86[name]
-        per_stage[name] = {"instructions": round(mean), "ms": round(ms_of(mean, mid), 2),
-                           "ms_band": [round(ms_of(mean, cpi["low"]), 2), round(ms_of(mean, cpi["high"]), 2)],
-                           "detection_frame_instructions": round(d["detection_frame"]),
-                           "other_frame_instructions": round(d["other_frame"]),
-                           "x86_ms": round((xd["detection_frame"] + (setup.every_n - 1) * xd["other_frame"])
-                                           / setup.every_n, 3)}
-    return {"faces": faces, "per_stage": per_stage,
-            "pi3_ms_per_frame": round(at["mid"]["per_frame"], 1),
-            "pi3_ms_per_frame_band": [round(at["low"]["per_frame"], 1), round(at["high"]["per_frame"], 1)],
-            "pi3_fps": round(1e3 / at["mid"]["per_frame"], 2),
-            "pi3_fps_band": [round(1e3 / at["high"]["per_frame"], 2), round(1e3 / at["low"]["per_frame"], 2)],
-            "pi3_worst_frame_ms": round(at["mid"]["worst_frame"], 1),
-            "pi3_worst_frame_ms_band": [round(at["low"]["worst_frame"], 1), round(at["high"]["worst_frame"], 1)],
-            "pi3_detection_frame_ms": round(at["mid"]["detection_frame"], 1),
-            "pi3_other_frame_ms": round(at["mid"]["other_frame"], 1),
-            "instructions_per_frame": round(at["mid"]["per_frame"] / 1e3 * PI3_HZ / mid),
-            "x86_ms_per_frame": round(x86_frame["per_frame"], 3), "x86_worst_frame_ms": round(x86_frame["worst_frame"], 3),
-            "assumption": at["mid"]["assumption"]}
+    converts = {"low": lambda v: ms_of(v, cpi["low"]), "mid": lambda v: ms_of(v, mid),
+                "high": lambda v: ms_of(v, cpi["high"])}
+    fits = {"pi3": region_fit(insns, notes), "x86": region_fit(x86_ms, notes)}
+    checks = {"pi3": round_check(insns, notes, setup, fits["pi3"]), "x86": round_check(x86_ms, notes, setup, fits["x86"])}
+    cost = {"pi3": with_daemon_overhead(insns, setup), "x86": with_daemon_overhead(x86_ms, setup)}
+    regions = {(k, w): round_regions(config, k, w) for k in (1, 2, 3) for w in widths}
+    out = {}
+    for k in (1, 2, 3):
+        entry = {}
+        # serial
+        ser = {band: serial_plan(insns, setup, k, conv) for band, conv in converts.items()}
+        ser_x86 = serial_plan(x86_ms, setup, k, float)
+        ser_i = serial_plan(insns, setup, k, float)
+        entry["serial"] = {
+            "pi3_ms_per_frame": round(ser["mid"]["per_frame"], 1),
+            "pi3_ms_per_frame_band": [round(ser["low"]["per_frame"], 1), round(ser["high"]["per_frame"], 1)],
+            "pi3_fps": round(ser["mid"]["fps"], 2), "pi3_fps_band": [round(ser["high"]["fps"], 2), round(ser["low"]["fps"], 2)],
+            "pi3_worst_frame_ms": round(ser["mid"]["worst_frame"], 1),
+            "pi3_worst_frame_ms_band": [round(ser["low"]["worst_frame"], 1), round(ser["high"]["worst_frame"], 1)],
+            "instructions_per_frame": round(ser_i["per_frame"]),
+            "x86_ms_per_frame": round(ser_x86["per_frame"], 3), "x86_worst_frame_ms": round(ser_x86["worst_frame"], 3),
+            "per_stage": {n: {"instructions": round(ser_i["per_stage"][n]), "ms": round(ser["mid"]["per_stage"][n], 2),
+                              "ms_band": [round(ser["low"]["per_stage"][n], 2), round(ser["high"]["per_stage"][n], 2)],
+                              "x86_ms": round(ser_x86["per_stage"][n], 3)} for n in ser_i["per_stage"]}}
+        # daemon, for each face width
+        by_width = {}
+        for w in widths:
+            r = regions[(k, w)]
+            d = {band: daemon_plan(cost["pi3"], r, setup, k, conv, fits["pi3"], checks["pi3"]["overhead"])
+                 for band, conv in converts.items()}
+            dx = daemon_plan(cost["x86"], r, setup, k, float, fits["x86"], checks["x86"]["overhead"])
+            di = daemon_plan(cost["pi3"], r, setup, k, float, fits["pi3"], checks["pi3"]["overhead"],
+                             d["mid"]["detection"]["frames_per_round"])
+            det = {band: d[band]["detection"] for band in d}
+            by_width[str(w)] = {
+                "pi3_ms_per_frame": round(d["mid"]["per_frame"], 1),
+                "pi3_ms_per_frame_band": [round(d["low"]["per_frame"], 1), round(d["high"]["per_frame"], 1)],
+                "pi3_fps": round(d["mid"]["fps"], 2), "pi3_fps_band": [round(d["high"]["fps"], 2), round(d["low"]["fps"], 2)],
+                "pi3_worst_frame_ms": round(d["mid"]["worst_frame"], 1),
+                "pi3_worst_frame_ms_band": [round(d["low"]["worst_frame"], 1), round(d["high"]["worst_frame"], 1)],
+                "instructions_per_frame": round(di["per_frame"]),
+                "x86_ms_per_frame": round(dx["per_frame"], 3), "x86_worst_frame_ms": round(dx["worst_frame"], 3),
+                "per_stage": {n: {"instructions": round(di["per_stage"][n]), "ms": round(d["mid"]["per_stage"][n], 2),
+                                  "ms_band": [round(d["low"]["per_stage"][n], 2), round(d["high"]["per_stage"][n], 2)],
+                                  "x86_ms": round(dx["per_stage"][n], 3)} for n in di["per_stage"]},
+                "detection": {
+                    "round_ms": round(det["mid"]["round_ms"], 1),
+                    "round_ms_band": [round(det["low"]["round_ms"], 1), round(det["high"]["round_ms"], 1)],
+                    "round_instructions": round(di["detection"]["round_ms"]),
+                    "full_scan_ms": round(det["mid"]["full_scan_ms"], 1),
+                    "full_scan_ms_band": [round(det["low"]["full_scan_ms"], 1), round(det["high"]["full_scan_ms"], 1)],
+                    "rounds_per_s": det["mid"]["rounds_per_s"],
+                    "rounds_per_s_band": [det["high"]["rounds_per_s"], det["low"]["rounds_per_s"]],
+                    "busy": det["mid"]["busy"], "busy_band": [det["low"]["busy"], det["high"]["busy"]],
+                    "frames_per_round": det["mid"]["frames_per_round"],
+                    "full_rounds_share": det["mid"]["full_rounds_share"],
+                    "appear_to_classified_ms": det["mid"]["appear_to_classified_ms"],
+                    "appear_to_classified_ms_band": [det["low"]["appear_to_classified_ms"],
+                                                     det["high"]["appear_to_classified_ms"]],
+                    "still_appear_to_classified_ms": det["mid"]["still_appear_to_classified_ms"],
+                    "regions": r, "scanned_px": det["mid"]["scanned_px"],
+                    "x86_round_ms": round(dx["detection"]["round_ms"], 2),
+                    "x86_full_scan_ms": round(dx["detection"]["full_scan_ms"], 2)}}
+        worst = max(by_width, key=lambda w: by_width[w]["detection"]["round_ms"])
+        entry["daemon"] = by_width[worst] | {"face_px": int(worst), "by_width": by_width}
+        out[str(k)] = entry
+    return {"by_faces": out, "region_fit": {"pi3": list(fits["pi3"]), "x86": list(fits["x86"])},
+            "round_check": checks}
+
+
+HEADLINE = ("pi3_ms_per_frame", "pi3_ms_per_frame_band", "pi3_fps", "pi3_fps_band", "pi3_worst_frame_ms",
+            "pi3_worst_frame_ms_band", "per_stage", "x86_ms_per_frame", "x86_worst_frame_ms")
+
+
+def fmt_band(band, digits=1) -> str:
+    if None in band:
+        return "-"
+    return f"{band[0]:.{digits}f}-{band[1]:.{digits}f}"
 
 
 def print_report(result: dict, counted: dict, x86_ms: dict, info: dict) -> None:
@@ -519,42 +767,82 @@ def print_report(result: dict, counted: dict, x86_ms: dict, info: dict) -> None:
     print(f"Pi-3 cost model ({result['date']}): aarch64 instructions under qemu-aarch64 -cpu cortex-a53, "
           f"x {cpi['low']}-{cpi['high']} cycles/instruction at 1.2 GHz")
     print(f"  CPI: {cpi['source']}")
-    print(f"  x86 ms: {result['cpu']}, one thread, median per call\n")
-    print(f"{'item (one call)':44} {'instructions':>14} {'Pi-3 ms':>15} {'x86 ms':>9}")
+    print(f"  x86 ms: {result['cpu']}, one thread, median thread CPU time per call "
+          f"(this machine's cores are shared with other jobs)\n")
+    print(f"{'item (one call)':52} {'instructions':>14} {'Pi-3 ms':>15} {'x86 ms':>9}")
     for key, v in counted.items():
         lo, hi = ms_of(v["instructions"], cpi["low"]), ms_of(v["instructions"], cpi["high"])
-        print(f"{key:44} {v['instructions'] / 1e6:12.2f} M {lo:7.2f}-{hi:<7.2f} {x86_ms.get(key, float('nan')):9.3f}"
+        print(f"{key:52} {v['instructions'] / 1e6:12.2f} M {lo:7.2f}-{hi:<7.2f} {x86_ms.get(key, float('nan')):9.3f}"
               f"   {v.get('note', '')}")
-    print(f"\nschedule: {result['assumption']}")
-    print(f"config: detection every {s['every_n']} frames at {s['width']} px, upsample {s['upsample']}, "
-          f"{s['views']} classifier view(s) a face")
-    main = result["by_faces"][str(result["faces"])]
-    print(f"\nper frame, {result['faces']} faces (mean over the {s['every_n']}-frame cycle):")
+    fit, check = result["region_fit"]["pi3"], result["round_check"]["pi3"]
+    print(f"\nregion scan model: {fit[0] / 1e6:.2f} M + {fit[1]:.0f} instructions a scanned pixel (least squares "
+          f"over the region scans above)")
+    print(f"check: a whole region round, 3 faces ({check['regions']} regions): {check['measured'] / 1e6:.1f} M counted, "
+          f"{check['modelled'] / 1e6:.1f} M motion + modelled regions; the difference "
+          f"({check['overhead'] / 1e6:+.1f} M: second shrink, overlap suppression, the fit's error) is added to every round")
+    print(f"\nconfig: camera {s['camera_fps']:g} fps; detection every {s['every_n']} frames at most "
+          f"({s['detection']}); full scans at {s['width']} px, upsample {s['upsample']}, every {s['full_scan_s']:g} s"
+          f"{'' if s['region_scans'] else ' (region_scans off: every round is a full scan)'}; min_face_px "
+          f"{s['min_face']}; classify_per_frame {s['classify_per_frame']}, "
+          f"{'one view a classification' if s['views_across_frames'] else str(s['views']) + ' views a classification'}"
+          f" ({s['views']} views in turn)")
+    print(f"\nschedule daemon: {DAEMON_ASSUMPTION.format(shift=MOTION_SHIFT)}")
+    print(f"schedule serial: {SERIAL_ASSUMPTION}")
+    if s["detection"] != "thread":
+        print("note: this config runs detection inline; the daemon schedule still models it on its own thread")
+    faces = str(result["faces"])
+    main = result["by_faces"][faces]["daemon"]
+    print(f"\ndaemon, frame loop per frame, {faces} faces of {main['face_px']} px:")
     print(f"{'stage':10} {'instructions':>14} {'Pi-3 ms':>9} {'x86 ms':>9}")
     for name, v in main["per_stage"].items():
         print(f"{name:10} {v['instructions'] / 1e6:12.2f} M {v['ms']:9.2f} {v['x86_ms']:9.3f}")
-    print(f"\n{'faces':>5} {'Pi-3 ms/frame':>18} {'fps':>13} {'worst frame ms':>18} {'x86 ms/frame':>13}")
-    for k, v in result["by_faces"].items():
-        band = v["pi3_ms_per_frame_band"]
-        fps = v["pi3_fps_band"]
-        worst = v["pi3_worst_frame_ms_band"]
-        print(f"{k:>5} {band[0]:8.1f}-{band[1]:<8.1f} {fps[0]:6.2f}-{fps[1]:<6.2f} {worst[0]:8.1f}-{worst[1]:<8.1f} "
-              f"{v['x86_ms_per_frame']:13.3f}")
+    print(f"\ndaemon: frame loop (main core; the critical path) and detection rounds (second core), Pi-3 at "
+          f"{cpi['low']}-{cpi['high']} CPI")
+    print(f"{'faces':>5} {'px':>4} {'loop ms/frame':>14} {'fps':>12} {'worst frame':>12} {'round ms':>14} "
+          f"{'rounds/s':>10} {'busy':>10} {'full scan ms':>14} {'appear->class. ms':>18} {'x86 loop/round ms':>18}")
+    for k, entry in result["by_faces"].items():
+        for w, v in entry["daemon"]["by_width"].items():
+            d = v["detection"]
+            print(f"{k:>5} {w:>4} {fmt_band(v['pi3_ms_per_frame_band']):>14} {fmt_band(v['pi3_fps_band']):>12} "
+                  f"{fmt_band(v['pi3_worst_frame_ms_band']):>12} {fmt_band(d['round_ms_band']):>14} "
+                  f"{fmt_band(d['rounds_per_s_band'], 2):>10} {fmt_band(d['busy_band'], 2):>10} "
+                  f"{fmt_band(d['full_scan_ms_band']):>14} {fmt_band(d['appear_to_classified_ms_band'], 0):>18} "
+                  f"{v['x86_ms_per_frame']:8.2f}/{d['x86_round_ms']:<8.2f}")
+    print("  worst frame: the frame loop's worst (a round's result applied and the next submitted); detection is "
+          "not on it. A round's results arrive its round ms after its frame.")
+    print("  appear->class.: worst case for a moving face: it appears just after a round started, the next "
+          "region round finds it, the frame after that round ends classifies it")
+    print(f"\nserial (the old design) with the same config, for comparison:")
+    print(f"{'faces':>5} {'ms/frame':>14} {'fps':>12} {'worst frame ms':>16} {'x86 ms/frame':>13}")
+    for k, entry in result["by_faces"].items():
+        v = entry["serial"]
+        print(f"{k:>5} {fmt_band(v['pi3_ms_per_frame_band']):>14} {fmt_band(v['pi3_fps_band'], 2):>12} "
+              f"{fmt_band(v['pi3_worst_frame_ms_band']):>16} {v['x86_ms_per_frame']:13.3f}")
     for kind, frame in (("detection", True), ("other", False)):
-        measured = counted[f"frame detect={frame} upsample={s['upsample']} views={s['views']} width={s['width']}"]
-        three = result["by_faces"]["3"]["per_stage"]
-        summed = sum(v[f"{kind}_frame_instructions"] for name, v in three.items() if name != "pipeline")
-        print(f"check: Pipeline.process, 3 faces, {kind} frame: {measured['instructions'] / 1e6:.1f} M measured, "
-              f"{summed / 1e6:.1f} M the stages' sum")
+        key = (f"frame detect={frame} min_face={s['min_face']} upsample={s['upsample']} views={s['views']} "
+               f"width={s['width']}")
+        if kind == "other":
+            parts = serial_overhead({k: v["instructions"] for k, v in counted.items()}, Setup(**s))
+            summed = sum(d["other_frame"] for n, d in frame_costs(parts, Setup(**s), 3).items() if n != "pipeline")
+        else:
+            parts = serial_overhead({k: v["instructions"] for k, v in counted.items()}, Setup(**s))
+            summed = sum(d["detection_frame"] for d in frame_costs(parts, Setup(**s), 3).values())
+        print(f"check: serial Pipeline.process, 3 faces, {kind} frame: {counted[key]['instructions'] / 1e6:.1f} M "
+              f"measured, {summed / 1e6:.1f} M the stages' sum" + (" (pipeline overhead from this frame)"
+                                                                   if kind == "other" else ""))
+    if result.get("peak_rss_mb"):
+        print(f"\npeak RSS of the daemon here (x86, moodcam run --source demo --max-frames 300, one process with "
+              f"its detection thread): {result['peak_rss_mb']} MB")
     check = info.get("check")
     if check:
         print(f"\ncounted {len(info['counted'])} items in {info.get('count_s')} s; marked loops "
               f"{check['marked'] / 1e6:.1f} M of the runs' difference {check['total_difference'] / 1e6:.1f} M "
               f"instructions (start-up baseline {check['baseline_total'] / 1e6:.0f} M)")
-    else:
-        print(f"\nall {info['cached']} counts from the cache (.bench/pi3/counts.json; --fresh counts again)")
+    if info["cached"]:
+        print(f"{info['cached']} counts from the cache (.bench/pi3/counts.json; --fresh counts again)")
     if info["stale"]:
-        print(f"note: {len(info['stale'])} cached counts were made with other edge/ code; --fresh counts again")
+        print(f"note: {len(info['stale'])} cached counts were made with other edge/ code ({', '.join(info['stale'])});"
+              " --fresh counts again")
 
 
 def parse_args(argv):
@@ -563,8 +851,13 @@ def parse_args(argv):
     parser.add_argument("--config", type=Path, help="a moodcam config TOML (default: the built-in defaults)")
     parser.add_argument("--model", type=Path, default=REPO / "models" / "default.tflite")
     parser.add_argument("--faces", type=int, default=3, choices=(1, 2, 3), help="faces a frame for the headline (default 3)")
-    parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="serial",
-                        help="serial: today's single-threaded daemon; parallel: detection on another core")
+    parser.add_argument("--schedule", choices=("daemon", "serial"), default="daemon",
+                        help="daemon: today's (detection rounds on their own core; default); serial: the old "
+                             "single-threaded design, for comparison")
+    parser.add_argument("--camera-fps", type=float, help=f"the camera's rate (default: camera.fps, or "
+                                                          f"{DEFAULT_CAMERA_FPS:g} when that is 0)")
+    parser.add_argument("--rss", action="store_true", help="also measure the daemon's peak RSS here: moodcam run "
+                                                           "--source demo --max-frames 300 (about 25 s)")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="the arm64 root (deploy/arm64-check.sh)")
     parser.add_argument("--cpi", help="LOW,HIGH cycles per instruction instead of the calibration")
     parser.add_argument("--no-calibrate", action="store_true", help="skip MobileNetV2 (CPI band from DESIGN.md)")
@@ -591,7 +884,7 @@ def run(args) -> dict:
             assert len(cpi_override) == 2 and 0 < cpi_override[0] <= cpi_override[1]
         except (ValueError, AssertionError):
             raise BenchError(f"--cpi {args.cpi!r}: expected LOW,HIGH, e.g. 1.05,1.25") from None
-    setup = setup_from(config)
+    setup = setup_from(config, args.camera_fps)
     calibrate = not args.no_calibrate
     items = items_for(setup, calibrate)
     inputs = prepare_inputs(args.model, calibrate)
@@ -599,17 +892,33 @@ def run(args) -> dict:
     counted, info = counts(items, sha256_of(args.model), inputs, args.root.resolve(), args.fresh)
     x86_ms = time_on_host(items, inputs)
     cpi = cpi_band({it.stage: counted[it.key] for it in items if it.stage == "mobilenet_v2"}, calibrate, cpi_override)
-    by_faces = {str(k): summarise(counted, x86_ms, setup, k, args.schedule, cpi) for k in (1, 2, 3)}
-    main = by_faces[str(args.faces)]
-    result = {k: main[k] for k in ("pi3_ms_per_frame", "pi3_ms_per_frame_band", "pi3_fps", "pi3_fps_band",
-                                   "pi3_worst_frame_ms", "pi3_worst_frame_ms_band", "per_stage",
-                                   "x86_ms_per_frame", "x86_worst_frame_ms", "assumption")}
-    result |= {"faces": args.faces, "schedule": args.schedule, "cpi": cpi, "clock_hz": PI3_HZ,
-               "setup": vars(setup), "cpu": cpu_description(), "date": date.today().isoformat(),
-               "items": {k: {"instructions": v["instructions"], "x86_ms": round(x86_ms[k], 4)} for k, v in counted.items()},
-               "by_faces": by_faces, "calibration": CALIBRATION | {"speedup": list(CALIBRATION["speedup"])},
+    summary = summarise(counted, x86_ms, setup, config, args.schedule, cpi)
+    by_faces = summary["by_faces"]
+    main = by_faces[str(args.faces)][args.schedule]
+    result = {k: main[k] for k in HEADLINE}
+    detection = {}
+    if args.schedule == "daemon":
+        d = main["detection"]
+        detection = {k: d[k] for k in ("round_ms", "round_ms_band", "rounds_per_s", "rounds_per_s_band", "busy",
+                                       "busy_band", "full_scan_ms", "full_scan_ms_band", "frames_per_round",
+                                       "appear_to_classified_ms", "appear_to_classified_ms_band",
+                                       "still_appear_to_classified_ms", "x86_round_ms", "x86_full_scan_ms")}
+        detection["face_px"] = main["face_px"]
+        result |= {"detection_core_busy": d["busy"], "appear_to_classified_ms": d["appear_to_classified_ms"]}
+    result |= {"faces": args.faces, "schedule": args.schedule, "detection": detection,
+               "assumption": DAEMON_ASSUMPTION.format(shift=MOTION_SHIFT) if args.schedule == "daemon" else SERIAL_ASSUMPTION,
+               "worst_frame_note": "the frame loop's worst frame; detection runs beside it and is not on it"
+               if args.schedule == "daemon" else "the detection frame: detection runs inline",
+               "cpi": cpi, "clock_hz": PI3_HZ, "setup": vars(setup), "cpu": cpu_description(),
+               "date": date.today().isoformat(),
+               "items": {k: {"instructions": v["instructions"], "x86_ms": round(x86_ms[k], 4), "note": v.get("note", "")}
+                         for k, v in counted.items()},
+               "by_faces": by_faces, "region_fit": summary["region_fit"], "round_check": summary["round_check"],
+               "calibration": CALIBRATION | {"speedup": list(CALIBRATION["speedup"])},
                "run": {k: info[k] for k in ("cached", "check", "stale")} | {"counted": len(info["counted"]),
                                                                          "seconds": round(time.monotonic() - started, 1)}}
+    if args.rss:
+        result["peak_rss_mb"] = peak_rss_mb(args.config)
     print_report(result, counted, x86_ms, info)
     return result
 

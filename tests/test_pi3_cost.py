@@ -85,9 +85,18 @@ def test_schedules_and_cpi():
     serial = bench.serial(stages, every_n=8)
     assert serial["worst_frame"] == 90.0 and serial["other_frame"] == 10.0
     assert serial["per_frame"] == pytest.approx((90 + 7 * 10) / 8)
-    parallel = bench.parallel(stages, every_n=8)
-    assert parallel["per_frame"] == 10.0 and parallel["worst_frame"] == 10.0    # 80 / 8 = 10 on the worker
-    assert bench.parallel(stages, every_n=4)["per_frame"] == 20.0              # the detector core is busiest
+    setup = bench.Setup(every_n=2, width=640, upsample=1, min_face=32, views=2, classify_per_frame=1,
+                        views_across_frames=True, region_scans=True, full_scan_s=2.0, detection="thread",
+                        camera_fps=30.0)
+    # Rounds shorter than two frames start every 2nd frame; a full scan every 2 s.
+    quick = bench.simulate(frame_ms=50.0, region_ms=40.0, full_ms=80.0, setup=setup, seconds=20.0)
+    assert quick["frames_per_round"] == pytest.approx(2.0, abs=0.1)
+    assert quick["full_rounds_share"] == pytest.approx(1 / 20, abs=0.01)     # 20 rounds in 2 s, one full
+    # A round longer than the frames it may take: the thread is always busy and rounds wait for it.
+    slow = bench.simulate(frame_ms=50.0, region_ms=240.0, full_ms=1000.0, setup=setup, seconds=60.0)
+    assert slow["busy"] > 0.95 and slow["frames_per_round"] > 5
+    # a moving face: the round in flight, then a region round, then one frame
+    assert slow["appear_to_classified_ms"] >= 1000.0 + 240.0 + 50.0
     cpi = bench.cpi_band({"mobilenet_v2": {"instructions": 132_000_000}}, True, None)
     assert cpi["calibrated"] == [1.05, 1.241] and (cpi["low"], cpi["high"]) == (1.05, 1.25)
     assert bench.ms_of(1.2e9, 1.0) == 1000.0

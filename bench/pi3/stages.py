@@ -87,20 +87,32 @@ def build_invoke(inputs, params):
 
 
 def build_track_update(inputs, params):
+    """A detection round's boxes applied to the tracks (the frame loop, when a round arrives)."""
     from edge.vision.track import Tracker
 
-    tracker = Tracker()
+    tracker = Tracker(frame_size=(640, 480))
     detections = _detections(inputs, params["faces"])
-    tracker.update(detections)            # the tracks exist: each round continues them
-    return (lambda: tracker.update(detections)), f"{len(tracker)} tracks"
+    scanned = [(max(0, x - w), max(0, y - h), 3 * w, 3 * h) for x, y, w, h in inputs["boxes"]]   # region rounds
+    frame = [0]
+    tracker.update(detections, scanned, frame=0, now=0)   # the tracks exist: each round continues them
+
+    def update():
+        frame[0] += 2
+        return tracker.update(detections, scanned, frame=frame[0], now=frame[0] + 1)
+    return update, f"{len(tracker)} tracks"
 
 
 def build_track_current(inputs, params):
     from edge.vision.track import Tracker
 
-    tracker = Tracker()
-    tracker.update(_detections(inputs, params["faces"]))
-    return tracker.current, f"{len(tracker)} tracks"
+    tracker = Tracker(frame_size=(640, 480))
+    tracker.update(_detections(inputs, params["faces"]), frame=0)
+    frame = [0]
+
+    def current():
+        frame[0] += 1
+        return tracker.current(frame[0])
+    return current, f"{len(tracker)} tracks"
 
 
 def build_smooth(inputs, params):
@@ -118,15 +130,178 @@ def build_smooth(inputs, params):
     return smooth, "1 face"
 
 
-def build_frame(inputs, params):
-    """The whole of Pipeline.process on one frame, to check the sum of the stages against."""
+# ---- today's daemon: detection rounds (edge.vision.scan) and one classifier view a frame
+def _scanner(params, clock=None):
+    from edge.config import DetectorConfig, PerformanceConfig
+    from edge.vision.detect import Detector
+    from edge.vision.scan import Scanner
+
+    config = DetectorConfig(detect_width=params.get("width", 640), upsample=params.get("upsample", 1),
+                            min_face_px=params.get("min_face", 32))
+    if clock is None:
+        return Scanner(Detector(config), config, PerformanceConfig())
+    return Scanner(Detector(config), config, PerformanceConfig(), clock=clock)
+
+
+def _gray(inputs):
+    from edge.vision.detect import gray_of
+
+    return gray_of(inputs["frame"])
+
+
+def _moved_reference(inputs):
+    """The previous round's reference (1/4 resolution) of a frame 8 px to the left: the faces moved."""
+    from edge.vision.detect import gray_of, shrunk
+    from edge.vision.scan import MOTION_DOWNSCALE
+
+    return shrunk(gray_of(np.roll(inputs["frame"], -8, axis=1)), 1.0 / MOTION_DOWNSCALE)
+
+
+def _scanned_px(region) -> int:
+    return max(1, round(region.box[2] * region.scale)) * max(1, round(region.box[3] * region.scale))
+
+
+def _region_note(region) -> str:
+    return f"{region.why} region {region.box} x{region.scale:.2f} = {_scanned_px(region)} px scanned"
+
+
+def build_motion(inputs, params):
+    """Frame differencing at 1/4 resolution (scan.changed_boxes) against a reference where the faces moved."""
+    from edge.vision.scan import changed_boxes
+
+    gray, previous = _gray(inputs), _moved_reference(inputs)
+    return (lambda: changed_boxes(previous, gray)), f"{len(changed_boxes(previous, gray))} changed boxes"
+
+
+def build_region_track(inputs, params):
+    """Scanner.scan_region of the region Scanner.plan puts around a track whose face is ``face`` px wide
+    (centred on a real face of the bench frame)."""
+    gray = _gray(inputs)
+    scanner = _scanner(params)
+    x, y, w, h = inputs["boxes"][1]
+    face = params["face"]
+    box = (round(x + w / 2 - face / 2), round(y + h / 2 - face / 2), face, face)
+    region = [r for r in scanner.plan(gray, [box]) if r.why == "track"][0]   # no reference yet: no motion regions
+    return (lambda: scanner.scan_region(gray, region)), _region_note(region)
+
+
+def build_region_motion(inputs, params):
+    """Scanner.scan_region of the motion region Scanner.plan makes of a ``side`` x ``side`` changed area
+    (padded by min_face_px and zoomed so a min_face_px face reaches dlib's window)."""
+    from edge.vision.detect import shrunk
+    from edge.vision.scan import MOTION_DOWNSCALE
+
+    gray = _gray(inputs)
+    scanner = _scanner(params)
+    side = params["side"]
+    x, y, w, h = inputs["boxes"][0]
+    x0, y0 = max(0, round(x + w / 2 - side / 2)), max(0, round(y + h / 2 - side / 2))
+    previous = gray.copy()
+    previous[y0:y0 + side, x0:x0 + side] = 255 - previous[y0:y0 + side, x0:x0 + side]
+    scanner._previous = shrunk(previous, 1.0 / MOTION_DOWNSCALE)
+    region = [r for r in scanner.plan(gray, []) if r.why == "motion"][0]
+    return (lambda: scanner.scan_region(gray, region)), _region_note(region)
+
+
+def build_scan_full(inputs, params):
+    """Scanner.scan when a full scan is due: the whole frame at detect_width and upsample."""
+    import itertools
+
+    gray = _gray(inputs)
+    scanner = _scanner(params, clock=itertools.count(0.0, 1e6).__next__)     # a full scan is always due
+    boxes = [tuple(b) for b in inputs["boxes"]]
+    result = scanner.scan(0, gray, boxes)
+    assert result.full
+    return (lambda: scanner.scan(0, gray, boxes)), f"{len(result.detections)} faces found"
+
+
+def build_scan_round(inputs, params):
+    """A whole region round (Scanner.scan, no full scan due): tracks of the bench frame's faces, and the
+    faces moved 8 px since the reference. The check of the round model (motion + regions)."""
+    gray, previous = _gray(inputs), _moved_reference(inputs)
+    scanner = _scanner(params)
+    scanner._next_full = float("inf")
+    boxes = [tuple(b) for b in inputs["boxes"][:params["faces"]]]
+
+    def round_():
+        scanner._previous = previous
+        return scanner.scan(0, gray, boxes)
+    result = round_()
+    assert not result.full
+    return round_, "; ".join(_region_note(r) for r in result.regions) + f"; {len(result.detections)} faces"
+
+
+def build_view(inputs, params):
+    """Classifier.view_probs: one face in one view (plain and mirrored in turn), one model invoke."""
+    classifier = _classifier(inputs, params.get("views", 2))
+    crops = classifier.crops(inputs["frame"], [tuple(inputs["boxes"][0])])
+    k = [0]
+
+    def view():
+        k[0] += 1
+        return classifier.view_probs(crops, k[0])
+    return view, "one view a call, in turn"
+
+
+class _InstantScanner:
+    """A Scanner stand-in that returns at once: what submitting a round and taking its result costs."""
+
+    def __init__(self):
+        from edge.vision.scan import ScanResult
+
+        self.result = ScanResult(0, (), (), False, 0.0)
+
+    def scan(self, index, gray, boxes):
+        return self.result
+
+
+def build_submit(inputs, params):
+    """ScanWorker.submit + take (the frame loop's side of a round) and the thread hand-over."""
+    from edge.vision.scanworker import ScanWorker
+
+    worker = ScanWorker(_InstantScanner())
+    gray = _gray(inputs)
+    boxes = [tuple(b) for b in inputs["boxes"]]
+
+    def submit():
+        worker.submit(0, gray, boxes)
+        worker.wait(5.0)
+        return worker.take()
+    return submit, "submit, wait, take"
+
+
+def build_frame_main(inputs, params):
+    """Pipeline.process of today's daemon on a frame where no round starts or arrives: gray, the tracks'
+    boxes, and ``classify_per_frame`` faces classified in one view each (the main core's share)."""
     from edge.capture.sources import Frame
-    from edge.config import DetectorConfig
+    from edge.config import DetectorConfig, PerformanceConfig
+    from edge.vision.pipeline import Pipeline
+
+    performance = PerformanceConfig(detection="inline", classify_per_frame=params["per_frame"],
+                                    views_across_frames=True)
+    pipeline = Pipeline.build(_classifier(inputs, params["views"]), DetectorConfig(every_n_frames=10 ** 9),
+                              performance=performance)
+    pipeline.tracker.frame_size = (640, 480)
+    pipeline.tracker.update(_detections(inputs, params["faces"]), frame=0)
+    pipeline._last_submit, pipeline._count = 0, 1          # the round of frame 0 happened: none is due
+    frame = Frame(0, 0.0, inputs["frame"])
+    result = pipeline.process(frame)
+    return (lambda: pipeline.process(frame)), f"{len(result.faces)} faces reported, {params['per_frame']} classified"
+
+
+def build_frame(inputs, params):
+    """The old serial design's Pipeline.process on one frame (detection inline, full frame, every face in
+    all views), to check the serial schedule's sum of the stages against."""
+    from edge.capture.sources import Frame
+    from edge.config import DetectorConfig, PerformanceConfig
     from edge.vision.pipeline import Pipeline
 
     every_n = 1 if params["detect"] else 10 ** 9     # detection on every call, or never after the first
-    detector = DetectorConfig(detect_width=params["width"], upsample=params["upsample"], every_n_frames=every_n)
-    pipeline = Pipeline.build(_classifier(inputs, params["views"]), detector)
+    detector = DetectorConfig(detect_width=params["width"], upsample=params["upsample"], every_n_frames=every_n,
+                              min_face_px=params.get("min_face", 32))
+    performance = PerformanceConfig(detection="inline", region_scans=False, classify_per_frame=0,
+                                    views_across_frames=False)
+    pipeline = Pipeline.build(_classifier(inputs, params["views"]), detector, performance=performance)
     frame = Frame(0, 0.0, inputs["frame"])
     faces = len(pipeline.process(frame).faces)
     return (lambda: pipeline.process(frame)), f"{faces} faces"
