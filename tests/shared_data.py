@@ -1,7 +1,6 @@
-"""The one helper that finds ``../shared/data`` for tests and benchmarks.
-
-Where the data is missing, tests skip with a clear reason; under ``CI=true`` missing data is an
-error, never a silent skip.
+"""The one helper that finds ``../shared/data`` for tests and benchmarks, and the one rule for
+what a test lacks: where data or a tool is missing, tests skip with a clear reason; under
+``CI=true`` (which installs everything) it is an error, never a silent skip.
 """
 from __future__ import annotations
 
@@ -25,9 +24,13 @@ def shared_data(*parts: str) -> Path:
     path = root.joinpath(*parts) if root else None
     if path is not None and path.exists():
         return path
-    reason = f"shared data {'/'.join(parts) or '.'} not found (looked for ../shared/data; set MOODCAM_SHARED_DATA)"
+    unavailable(f"shared data {'/'.join(parts) or '.'} not found (looked for ../shared/data; set MOODCAM_SHARED_DATA)")
+
+
+def unavailable(reason: str):
+    """Skip the test for ``reason``; under CI=true raise instead, since CI installs what tests need."""
     if os.environ.get("CI", "").lower() == "true":
-        raise RuntimeError(reason + " -- under CI=true missing data is an error")
+        raise RuntimeError(reason + " -- under CI=true this is an error")
     import pytest
 
     pytest.skip(reason)
