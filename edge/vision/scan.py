@@ -34,7 +34,7 @@ MOTION_DOWNSCALE = 4         # frame differencing at 1/4 of the frame's width an
 MOTION_THRESHOLD = 18        # gray levels of change that count (sensor noise is a few levels)
 MOTION_MIN_PIXELS = 4        # changed pixels (at 1/4 resolution) a region needs
 MAX_MOTION_REGIONS = 3       # the largest changed regions scanned in one round
-MAX_REGION_PIXELS = 90_000   # zoom of one region is capped so it scans at most this many pixels (0.3 of 640x480)
+MAX_REGION_PIXELS = 90_000   # a motion region's zoom is capped so it scans at most this many pixels (0.3 of 640x480)
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ class Scanner:
             area = clamp_box(box[0] - margin, box[1] - margin, box[0] + box[2] + margin, box[1] + box[3] + margin,
                              width, height)
             if area is not None:
-                regions.append(self._region(area, max(1.0, TRACK_FACE_PX / max(1, box[2])), "track"))
+                # In or out, so the face is ~TRACK_FACE_PX: every track region costs the same.
+                regions.append(Region(area, TRACK_FACE_PX / max(1, box[2]), "track"))
         motion_zoom = max(1.0, DLIB_WINDOW_PX / self.config.min_face_px)
         pad = self.config.min_face_px
         for box in changed_boxes(self._previous, gray)[:MAX_MOTION_REGIONS]:
@@ -129,15 +130,16 @@ class Scanner:
             # A tracked face that moves changes the picture around itself: a track region as wide
             # covers that; a wider change may hold a face that just came in beside it.
             if area is not None and not any(covers(r.box, area) and r.box[2] >= area[2] for r in regions):
-                regions.append(self._region(area, motion_zoom, "motion"))
+                regions.append(self._motion_region(area, motion_zoom))
         return regions
 
     @staticmethod
-    def _region(box: Box, zoom: float, why: str) -> Region:
-        # A big region at a big zoom would cost more than a full scan: a large changed area is a
-        # person close by, whose face is large too, so less zoom finds it.
+    def _motion_region(box: Box, zoom: float) -> Region:
+        # A big changed area at a big zoom would cost more than a full scan: it is a person close
+        # by, whose face is large too, so less zoom finds it. Never below 1x: shrinking it would
+        # lose the large faces dlib's window finds as they are.
         cap = math.sqrt(MAX_REGION_PIXELS / max(1, box[2] * box[3]))
-        return Region(box, max(min(zoom, cap), min(1.0, cap)), why)
+        return Region(box, max(1.0, min(zoom, cap)), "motion")
 
     def scan_region(self, gray: np.ndarray, region: Region) -> list[Detection]:
         import cv2
