@@ -529,7 +529,7 @@ def region_fit(cost: dict[str, float], notes: dict[str, str]) -> tuple[float, fl
         if key.startswith(("region_track", "region_motion")):
             xs.append(float(notes[key].rsplit("= ", 1)[1].split()[0]))
             ys.append(value)
-    n, mx, my = len(xs), sum(xs) / len(xs), sum(ys) / len(ys)
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / max(1e-9, sum((x - mx) ** 2 for x in xs))
     return my - b * mx, b
 
