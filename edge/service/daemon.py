@@ -20,29 +20,26 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from edge.capture.camera import Camera
-from edge.capture.sources import (
-    CameraError,
-    DemoSource,
-    DirSource,
-    Source,
-    SourceUnusable,
-    make_source,
-    parse_source,
-    source_ends,
-)
+from edge.capture.sources import CameraError, DemoSource, DirSource, Source, SourceUnusable, make_source, parse_source
 from edge.cliutil import EXIT_CAMERA, EXIT_DETECTOR, EXIT_MODEL, EXIT_OK, EXIT_STORE, EXIT_USAGE
 from edge.config import Config, retention_policy
 from edge.contracts.crop import crop_face
-from edge.contracts.modelfile import ModelFileError, default_model_path
+from edge.contracts.modelfile import ModelFileError
 from edge.service.logpolicy import LogPolicy
 from edge.service.notify import Notifier
 from edge.store import retention
 from edge.store.database import Store
 from edge.store.layout import default_state_dir
 from edge.store.records import FaceRecord, StoreError, StoreFullError
-from edge.vision.classify import Classifier
 from edge.vision.detect import Detector
-from edge.vision.pipeline import DetectionFailed, FrameResult, Pipeline, StageTimes, StillPipeline
+from edge.vision.pipeline import (
+    DetectionFailed,
+    FrameResult,
+    Pipeline,
+    StageTimes,
+    StillPipeline,
+    classifier_from_config,
+)
 from edge.vision.track import Tracker
 
 log = logging.getLogger("moodcam.daemon")
@@ -118,9 +115,7 @@ class Daemon:
         self.notifier = Notifier(self.config.systemd.notify, self.config.systemd.status_interval_s)
 
     def start_classifier(self) -> None:
-        cfg = self.config.classifier
-        self.classifier = Classifier(cfg.model or default_model_path(), cfg.num_threads, cfg.batch, cfg.tta,
-                                     cfg.tta_zoom, cfg.zoom_across_frames)
+        self.classifier = classifier_from_config(self.config)
 
     def start_detector(self) -> None:
         cfg = self.config
@@ -169,7 +164,6 @@ class Daemon:
         self.camera.open()
         fps = cfg.fps or (DEMO_FPS if isinstance(source, DemoSource) else 0.0)
         self._frame_interval = 1.0 / fps if fps else 0.0
-        self._ends = source_ends(source)
 
     def start_signals(self) -> None:
         if not self.handle_signals or threading.current_thread() is not threading.main_thread():

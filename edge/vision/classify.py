@@ -51,10 +51,8 @@ def tta_views(crops: np.ndarray, flip: bool, zoom: float = 0.0, phase: int | Non
     scales = zoom_scales(zoom)
     views = []
     for scale in scales if phase is None else (scales[phase % len(scales)],):
-        view = crops if scale == 1.0 else zoomed(crops, scale)
-        views.append(view)
-        if flip:
-            views.append(np.ascontiguousarray(view[:, :, ::-1]))
+        view = one_view(crops, scale, False)       # zoomed once, mirrored from that
+        views += [view, one_view(view, 1.0, True)] if flip else [view]
     return views
 
 
@@ -64,6 +62,7 @@ def view_specs(flip: bool, zoom: float = 0.0) -> list[tuple[float, bool]]:
 
 
 def one_view(crops: np.ndarray, scale: float, mirrored: bool) -> np.ndarray:
+    """One view of ``crops``: magnified by ``scale``, then mirrored if asked."""
     view = crops if scale == 1.0 else zoomed(crops, scale)
     return np.ascontiguousarray(view[:, :, ::-1]) if mirrored else view
 

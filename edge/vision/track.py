@@ -129,7 +129,7 @@ class Tracker:
 
     def next_view(self, track_id: int, frame: int) -> int:
         """Count a classification of the track at ``frame``; returns its number (0, 1, ...)."""
-        track = next((t for t in self._tracks if t.id == track_id), None)
+        track = self._track(track_id)
         if track is None:
             return 0
         track.classified_frame = frame
@@ -138,18 +138,21 @@ class Tracker:
 
     def smoothed(self, track_id: int) -> np.ndarray | None:
         """The track's moving average, or None before its first classification."""
-        track = next((t for t in self._tracks if t.id == track_id), None)
+        track = self._track(track_id)
         return None if track is None or track.ema is None else track.ema
 
     def smooth(self, track_id: int, probs: np.ndarray) -> np.ndarray:
         """Fold this frame's probabilities into the track's moving average and return it."""
-        track = next((t for t in self._tracks if t.id == track_id), None)
+        track = self._track(track_id)
         probs = np.asarray(probs, dtype=np.float32)
         if track is None:
             return probs
         a = self.config.ema_alpha
         track.ema = probs.copy() if track.ema is None else (a * probs + (1.0 - a) * track.ema)
         return track.ema
+
+    def _track(self, track_id: int) -> _Track | None:
+        return next((t for t in self._tracks if t.id == track_id), None)
 
     def __len__(self) -> int:
         return len(self._tracks)
