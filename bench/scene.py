@@ -1,6 +1,6 @@
 """Ground-truth scene bench: room-distance faces at known boxes through the daemon's pipeline and `fer`.
 
-    PYTHONPATH=. .venv/bin/python bench/scene.py [--frames 600] [--config FILE.toml] [--json]
+    PYTHONPATH=. .venv/bin/python bench/scene.py [--frames 600] [--config FILE.toml] [--pi3-pace COST.json] [--json]
 
 1. Sprites: every labelled picture under --pictures (folders named like scraped-seed's
    "Happy+Human+Faces"; the label is edge.contracts.labels.label_from_name of the folder) in which
@@ -16,7 +16,10 @@
    neither a miss nor, when a box matches it, a false box.
 3. Ours: the frames in a child process (so its peak RSS is the pipeline's own) through
    edge.vision.pipeline.Pipeline.from_config(--config or the built-in defaults), exactly as the
-   daemon runs it, CPU time of the pipeline thread (time.thread_time) per stage.
+   daemon runs it, CPU time of the pipeline thread (time.thread_time) per stage. An x86 core runs
+   a detection round about ten times faster than a Pi 3, so by default the bench measures how soon
+   an x86 machine finds a face; ``--pi3-pace COST.json`` (the line ``bench/pi3_cost.py --json``
+   prints) holds every round for its Pi-3 time, for the recall a Pi 3 gets.
 4. Peer: the same frames through the `fer` package (its Haar cascade + model; bench/fer_peer.py in
    .bench/fer-venv, made by bash bench/setup_fer.sh).
 
@@ -441,15 +444,82 @@ def build_pipeline(config_path: str | None):
     return Pipeline.build(classifier, config.detector, config.tracker, clock=time.thread_time), config
 
 
-def run_child(frames_path: Path, config_path: str | None, fps: float) -> dict:
+class Pi3Pace:
+    """Detection rounds that last as long as on a Pi 3: each round is held until the Pi-3 cost
+    model's estimate of its time has passed (its regions' scanned pixels through the model's fitted
+    region cost, or its full-scan count), at the middle of the model's CPI band. On this x86 machine a
+    round takes a tenth of that, so without it the scene bench measures how fast an x86 core finds a
+    face that just came in, not how fast a Pi does. ``cost``: the object ``bench/pi3_cost.py --json``
+    prints for the same config."""
+
+    def __init__(self, cost: dict, config):
+        d = config.detector
+        key = f"scan_full min_face={d.min_face_px} upsample={d.upsample} width={d.detect_width}"
+        # A full scan is the detector on the whole frame; the bare detector's count stands in for a
+        # config the cost model did not count a full scan for.
+        bare = f"detect upsample={d.upsample} width={d.detect_width}"
+        try:
+            self.full = cost["items"].get(key, cost["items"].get(bare))["instructions"]
+            self.motion = cost["items"]["motion"]["instructions"]
+            self.a, self.b = cost["region_fit"]["pi3"]
+            self.overhead = cost["round_check"]["pi3"]["overhead"]
+            self.cpi = (cost["cpi"]["low"] + cost["cpi"]["high"]) / 2
+            self.hz = cost["clock_hz"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"--pi3-pace: the cost model's object lacks {exc} (no '{key}'?); run "
+                             f"bench/pi3_cost.py --json with the same --config") from None
+        self.rounds: list[float] = []
+
+    def round_s(self, scan) -> float:
+        if scan.full:
+            insns = self.full
+        else:
+            px = sum(max(1, round(r.box[2] * r.scale)) * max(1, round(r.box[3] * r.scale)) for r in scan.regions)
+            insns = self.motion + self.overhead + len(scan.regions) * self.a + self.b * px
+        return insns * self.cpi / self.hz
+
+    def hold(self, scan_fn):
+        def scan(index, gray, boxes):
+            t0 = time.perf_counter()
+            result = scan_fn(index, gray, boxes)
+            seconds = self.round_s(result)
+            self.rounds.append(seconds)
+            rest = seconds - (time.perf_counter() - t0)
+            if rest > 0:
+                time.sleep(rest)
+            return result
+        return scan
+
+    def summary(self) -> dict:
+        ms = np.array(self.rounds or [0.0]) * 1e3
+        return {"cpi": round(self.cpi, 3), "rounds": len(self.rounds), "round_ms_mean": round(float(ms.mean()), 1),
+                "round_ms_max": round(float(ms.max()), 1)}
+
+
+def load_pace(path: str | None, config):
+    if path is None:
+        return None
+    try:
+        lines = Path(path).read_text().strip().splitlines()
+        cost = json.loads(lines[-1])
+    except (OSError, IndexError, ValueError) as exc:
+        raise UsageError(f"--pi3-pace {path}: not the JSON line of bench/pi3_cost.py --json ({exc})") from None
+    return Pi3Pace(cost, config)
+
+
+def run_child(frames_path: Path, config_path: str | None, fps: float, pace_path: str | None = None) -> dict:
     """Child process: every frame through the pipeline, paced at ``fps`` as a camera delivers them
     (the daemon's detection runs on its own thread and its full scans are due by the clock, so an
-    unpaced loop would outrun every detection round); boxes, labels, ms, peak RSS."""
+    unpaced loop would outrun every detection round); boxes, labels, ms, peak RSS. With
+    ``pace_path``, detection rounds take their Pi-3 time (:class:`Pi3Pace`)."""
     from dataclasses import asdict
 
     from edge.capture.sources import Frame
 
     pipeline, config = build_pipeline(config_path)
+    pace = load_pace(pace_path, config)
+    if pace is not None:
+        pipeline.scanner.scan = pace.hold(pipeline.scanner.scan)
     # Only a detection thread's time is beside the loop; an inline round is already in "detect".
     threaded = getattr(pipeline, "worker", None) is not None
     faces, ms, detected, scan_ms = [], [], [], []
@@ -478,7 +548,7 @@ def run_child(frames_path: Path, config_path: str | None, fps: float) -> dict:
                 if hasattr(config, name)}
     return {"faces": faces, "ms": ms, "detected": detected, "scan_ms": scan_ms,
             "wall_ms": wall * 1e3 / max(1, len(ms)), "rss_mb": round(own, 1), "rss_children_mb": round(kids, 1),
-            "sections": sections}
+            "sections": sections, "pi3_pace": pace.summary() if pace is not None else None}
 
 
 def peak_rss_mb() -> float:
@@ -490,9 +560,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_ours(frames_path: Path, config_path: str | None, fps: float) -> dict:
+def run_ours(frames_path: Path, config_path: str | None, fps: float, pace_path: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", str(frames_path), "--fps", str(fps)]
     cmd += ["--config", config_path] if config_path else []
+    cmd += ["--pi3-pace", pace_path] if pace_path else []
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     if out.returncode != 0:
         tail = out.stderr.strip().splitlines()[-5:]
@@ -569,6 +640,9 @@ def parse_args(argv) -> argparse.Namespace:
     ap.add_argument("--config", default=None, help="the daemon's TOML config (default: built-in defaults)")
     ap.add_argument("--fps", type=float, default=10.0,
                     help="frames a second the pipeline is fed at, as a camera would (default 10)")
+    ap.add_argument("--pi3-pace", metavar="JSON", default=None,
+                    help="hold each detection round for its Pi-3 time, from this file's last line: the object "
+                         "bench/pi3_cost.py --json printed for the same config (default: rounds at x86 speed)")
     ap.add_argument("--fer-stride", type=int, default=1, help="fer on every Nth frame (default 1)")
     ap.add_argument("--fer-min-face", type=int, default=50, help="fer's Haar min face size, px (fer's default 50)")
     ap.add_argument("--no-fer", action="store_true", help="skip the fer peer")
@@ -643,6 +717,10 @@ def measure(args, log) -> dict:
 
     root = pictures_root(args.pictures)
     check_config(args.config)
+    if args.pi3_pace:           # a wrong file fails here, before the frames are rendered
+        from edge.config import Config, load_config
+
+        load_pace(args.pi3_pace, Config() if args.config is None else load_config(args.config))
     with_fer = fer_available(args, log)
     sprites = collect_sprites(root, args.sprites, args.sprite_min_face, log)
     scene = Scene(sprites, args.frames, args.size, args.seed, args.min_width, args.max_width)
@@ -652,7 +730,7 @@ def measure(args, log) -> dict:
         t0 = time.perf_counter()
         truths = render_all(scene, frames_path)
         log(f"rendered {args.frames} frames in {time.perf_counter() - t0:.1f} s; running the pipeline")
-        ours = run_ours(frames_path, args.config, args.fps)
+        ours = run_ours(frames_path, args.config, args.fps, args.pi3_pace)
         fer = None
         if with_fer:
             log("running fer")
@@ -675,7 +753,7 @@ def figures(args, scene, truths, ours, fer, cpu) -> dict:
             "scan_thread_ms_per_frame": round(scan, 3), "cpu_ms_per_frame": round(stats["mean"] + scan, 3),
             "wall_ms_per_frame": round(ours["wall_ms"], 3),
             "detection_rounds": sum(ours["detected"]), "peak_rss_mb": ours["rss_mb"],
-            "peak_rss_children_mb": ours["rss_children_mb"]}
+            "peak_rss_children_mb": ours["rss_children_mb"], "pi3_pace": ours.get("pi3_pace")}
     out["fer_ratio"] = None
     if fer is not None:
         idx = list(range(0, args.frames, args.fer_stride))
@@ -695,6 +773,10 @@ def pct(v) -> str:
 
 def print_table(f: dict) -> None:
     print(f"{f['cpu']}; config {f['config']}; fed at {f['fps_fed']} fps; settings {f['settings']}")
+    if f.get("pi3_pace"):
+        p = f["pi3_pace"]
+        print(f"detection rounds held for their Pi-3 time (CPI {p['cpi']}): {p['rounds']} rounds, "
+              f"mean {p['round_ms_mean']} ms, longest {p['round_ms_max']} ms")
     print(f"{f['frames']} frames {f['size']}, {f['faces_per_frame']} faces a frame, "
           f"{f['true_face_frames']} counted face-frames {f['true_face_frames_by_width']}")
     print(f"{f['distinct_faces']} distinct faces (of {f['sprites_available']} sprites) by label "
@@ -725,7 +807,7 @@ def main(argv=None) -> int:
     try:
         args = parse_args(argv)
         if args.child:
-            print(json.dumps(run_child(Path(args.child), args.config, args.fps)))
+            print(json.dumps(run_child(Path(args.child), args.config, args.fps, args.pi3_pace)))
             return 0
         result = measure(args, log)
     except UsageError as exc:

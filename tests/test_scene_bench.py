@@ -118,3 +118,30 @@ def test_bad_arguments_are_one_line(scene_mod, capsys):
         scene_mod.main(["--frames", "many"])
     assert exc.value.code == 2
     assert capsys.readouterr().err.startswith("scene: error: argument --frames")
+
+
+def pace_cost(full=1.2e9):
+    """The parts of a ``bench/pi3_cost.py --json`` object that the Pi-3 pacing reads."""
+    return {"items": {"scan_full min_face=32 upsample=1 width=640": {"instructions": full},
+                      "motion": {"instructions": 1e6}},
+            "region_fit": {"pi3": [6e6, 900.0]}, "round_check": {"pi3": {"overhead": 2e7}},
+            "cpi": {"low": 1.0, "high": 1.2}, "clock_hz": 1.2e9}
+
+
+def test_pi3_pace_holds_rounds_for_their_modelled_time(scene_mod, tmp_path):
+    from edge.config import Config
+    from edge.vision.scan import Region, ScanResult
+
+    pace = scene_mod.Pi3Pace(pace_cost(), Config())
+    full = ScanResult(0, (), (Region((0, 0, 640, 480), 1.0, "full"),), True, 0.0)
+    assert pace.round_s(full) == pytest.approx(1.2e9 * 1.1 / 1.2e9)
+    one = ScanResult(0, (), (Region((0, 0, 100, 100), 2.0, "motion"),), False, 0.0)
+    two = ScanResult(0, (), (Region((0, 0, 100, 100), 2.0, "motion"), Region((200, 0, 50, 50), 1.0, "track")),
+                     False, 0.0)
+    assert pace.round_s(one) == pytest.approx((1e6 + 2e7 + 6e6 + 900 * 200 * 200) * 1.1 / 1.2e9)
+    assert pace.round_s(two) == pytest.approx(pace.round_s(one) + (6e6 + 900 * 2500) * 1.1 / 1.2e9)
+    # a config the cost model has no full scan for is refused with what to run
+    bad = tmp_path / "cost.json"
+    bad.write_text("log line\n" + __import__("json").dumps(pace_cost() | {"items": {}}))
+    with pytest.raises(scene_mod.UsageError, match="pi3_cost.py --json"):
+        scene_mod.load_pace(str(bad), Config())
