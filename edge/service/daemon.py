@@ -19,13 +19,15 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from edge import __version__
 from edge.capture.camera import Camera
 from edge.capture.sources import CameraError, DemoSource, DirSource, Source, SourceUnusable, make_source, parse_source
 from edge.cliutil import EXIT_CAMERA, EXIT_DETECTOR, EXIT_MODEL, EXIT_OK, EXIT_STORE, EXIT_USAGE
-from edge.config import Config, retention_policy
+from edge.config import Config, ConfigError, retention_policy
 from edge.contracts.crop import crop_face
 from edge.contracts.modelfile import ModelFileError
 from edge.service.logpolicy import LogPolicy
+from edge.service.mqtt import NoPublisher, make_publisher
 from edge.service.notify import Notifier
 from edge.store import retention
 from edge.store.database import Store
@@ -86,6 +88,8 @@ class Daemon:
         self.camera = self.store = self.classifier = self.pipeline = None
         self._retention = None
         self._old_signals: dict = {}
+        self.mqtt = NoPublisher()
+        self.metrics = None
 
     # ----------------------------------------------------------------------- start / stop
     def start(self) -> None:
@@ -94,6 +98,8 @@ class Daemon:
         self.start_detector()
         self.start_store()
         self.start_retention()
+        self.start_mqtt()
+        self.start_metrics()
         self.start_camera()
         self.start_signals()
         self.notifier.ready(f"camera {self.camera.name}, model {self.classifier.meta.name}")
@@ -106,6 +112,8 @@ class Daemon:
             self.notifier.stopping()
         self.stop_signals()
         self.stop_camera()
+        self.stop_metrics()
+        self.stop_mqtt()
         self.stop_retention()
         self.stop_store()
         self.stop_detector()
@@ -157,6 +165,21 @@ class Daemon:
         self._retention = threading.Thread(target=loop, name="retention", daemon=True)
         self._retention.start()
 
+    def start_mqtt(self) -> None:
+        """Events and state to an MQTT broker (docs/mqtt.md); off while mqtt.host is empty."""
+        meta = self.classifier.meta
+        self.mqtt = make_publisher(self.config.mqtt, labels=list(meta.labels), model_name=meta.name,
+                                   model_sha256=meta.tflite_sha256, version=__version__)
+        self.mqtt.start()
+
+    def start_metrics(self) -> None:
+        """Prometheus metrics on a loopback port (docs/daemon.md#metrics); off while metrics.port is 0."""
+        if self.config.metrics.port:
+            from edge.service.metrics import MetricsServer
+
+            self.metrics = MetricsServer(self, self.config.metrics)
+            self.metrics.start()
+
     def start_camera(self) -> None:
         cfg = self.config.camera
         source = self._source_override or make_source(cfg.source, cfg.width, cfg.height)
@@ -180,6 +203,14 @@ class Daemon:
         for sig, old in self._old_signals.items():
             signal.signal(sig, old)
         self._old_signals = {}
+
+    def stop_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
+
+    def stop_mqtt(self) -> None:
+        self.mqtt.stop()
 
     def stop_camera(self) -> None:
         if self.camera is not None:
@@ -223,6 +254,9 @@ class Daemon:
         except ModelFileError as exc:
             log.error("%s", exc)
             self.exit_reason, status = f"model: {exc}", EXIT_MODEL
+        except ConfigError as exc:      # a configured feature that cannot run here (mqtt without paho)
+            log.error("%s", exc)
+            self.exit_reason, status = f"config: {exc}", EXIT_USAGE
         except SourceUnusable as exc:
             log.error("camera.source %s cannot work: %s", self.config.camera.source, exc)
             self.exit_reason, status = f"source: {exc}", EXIT_USAGE
@@ -253,6 +287,7 @@ class Daemon:
             result.ms["log"] = (time.perf_counter() - t0) * 1e3
             self.policy.forget(result.ended)
             self._faces_now = len(result.faces)
+            self.mqtt.frame(result.faces)
             self.stats.frames += 1
             self.stats.faces += len(result.faces)
             self.stats.times.add(result.ms)
@@ -292,7 +327,7 @@ class Daemon:
                 confidence=face.smoothed.confidence, probs=dict(zip(self.classifier.meta.labels, face.smoothed.probs)),
                 model_sha256=self.classifier.meta.tflite_sha256, source=self.camera.name)
             try:
-                self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop))
+                row_id = self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop))
             except StoreFullError as exc:
                 self.stats.dropped += 1
                 self._store_retry_at = time.monotonic() + self.config.store.retry_full_s
@@ -302,6 +337,7 @@ class Daemon:
                 continue
             self.stats.logged += 1
             self.policy.logged(face.track_id, label, frame.ts)
+            self.mqtt.face_logged(record, row_id)
 
     def _housekeeping(self) -> None:
         self._heartbeat()
@@ -315,13 +351,17 @@ class Daemon:
             self.store.write_heartbeat({**self.stats.summary(), "source": self.camera.name if self.camera else "",
                                         "dropped_full_disk": self.stats.dropped,
                                         "model_sha256": self.classifier.meta.tflite_sha256 if self.classifier else "",
+                                        "model_name": self.classifier.meta.name if self.classifier else "",
                                         "reason": self.exit_reason})
         except Exception as exc:
             log.warning("heartbeat not written: %s", exc)
 
     def summary(self) -> dict:
-        return {**self.stats.summary(), "source": self.camera.name if self.camera else "",
-                "state_dir": str(getattr(self, "state_dir", "")), "stopped": self.exit_reason}
+        out = {**self.stats.summary(), "source": self.camera.name if self.camera else "",
+               "state_dir": str(getattr(self, "state_dir", "")), "stopped": self.exit_reason}
+        if self.mqtt.enabled:
+            out["mqtt"] = self.mqtt.stats()
+        return out
 
 
 def summary_line(daemon: Daemon) -> str:
