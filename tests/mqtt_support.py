@@ -1,6 +1,7 @@
 """A real mosquitto broker on a free port, and a paho subscriber that records what arrives."""
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -37,7 +38,10 @@ class Broker:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.conf = folder / "mosquitto.conf"
+        # `user`: run as root, mosquitto would switch to user mosquitto and could not write its
+        # persistence file in our private folder (then a restart would forget the sessions).
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                             f"user {getpass.getuser()}\n"
                              f"persistence_location {folder}/\nautosave_interval 1\n"
                              f"max_queued_messages 100000\nlog_dest file {folder}/mosquitto.log\n")
         self.proc: subprocess.Popen | None = None
