@@ -151,16 +151,16 @@ class SystemdConfig:
 class MqttConfig:
     host: str = _f("", "MQTT broker host name or address; empty = MQTT off (docs/mqtt.md)")
     port: int = _f(1883, "broker port (8883 is the usual one with tls)", min=1, max=65535)
-    topic_prefix: str = _f("moodcam", "topics are <topic_prefix>/<camera>/events, .../state and .../availability")
+    topic_prefix: str = _f("moodcam", "topics are PREFIX/CAMERA/events, PREFIX/CAMERA/state and PREFIX/CAMERA/availability")
     discovery_prefix: str = _f("homeassistant", "Home Assistant's MQTT discovery prefix; the sensors' config "
                                                 "messages go under it (empty = no discovery messages)")
     camera: str = _f("", "this camera's name in topics and in Home Assistant (letters, digits, - and _); "
                          "empty = the machine's host name, so several Pis never share topics")
     buffer: int = _f(1000, "events kept while the broker cannot be reached; when full the oldest is dropped "
-                           "and counted (1000 events are about 0.5 MB, tens of minutes of a busy room)",
+                           "and counted (1000 events are about 0.9 MB of memory, half an hour of a busy room)",
                      min=1, max=1_000_000)
     username: str = _f("", "user name for the broker (empty = anonymous)")
-    password: str = _f("", "password for the broker (the config file should then be readable by root only)")
+    password: str = _f("", "password for the broker (then let no other user read the config file)")
     tls: bool = _f(False, "connect with TLS, checking the broker's certificate against the system's CAs")
     keepalive_s: int = _f(30, "MQTT keepalive: a broker that hears nothing for 1.5x this long publishes "
                               "the camera as offline", min=5, max=3600)
@@ -172,7 +172,7 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    port: int = _f(0, "serve Prometheus metrics on http://<host>:<port>/metrics from the daemon itself; "
+    port: int = _f(0, "serve Prometheus metrics on http://HOST:PORT/metrics from the daemon itself; "
                       "0 = off (docs/daemon.md#metrics)", min=0, max=65535)
     host: str = _f("127.0.0.1", "address the metrics endpoint listens on: loopback by default, since it has "
                                 "no token; 0.0.0.0 lets another machine's Prometheus scrape it")

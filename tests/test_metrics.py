@@ -13,6 +13,7 @@ from edge.contracts.modelfile import load_sidecar
 from edge.service.daemon import Daemon
 from edge.store.database import Store
 from tests.mqtt_support import free_port
+from tests.shared_data import unavailable
 
 
 def scrape(port: int) -> dict:
@@ -30,7 +31,10 @@ def scrape(port: int) -> dict:
 
 
 def test_metrics_endpoint_while_the_daemon_runs(tiny_model, tmp_path):
-    pytest.importorskip("prometheus_client")
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        unavailable("prometheus-client is not installed (pip install 'moodcam[metrics]')")
     port = free_port()
     config = Config().with_overrides(
         camera={"source": "demo"}, store={"state_dir": str(tmp_path / "state")}, classifier={"model": str(tiny_model)},
