@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sqlite3
 import threading
@@ -346,7 +347,10 @@ class Daemon:
         now = time.monotonic()
         if not force and now < self._next_heartbeat:
             return
+        first = self._next_heartbeat == 0.0      # at the first frame: nothing to say yet
         self._next_heartbeat = now + self.config.systemd.heartbeat_interval_s
+        if not force and not first:
+            self._journal_line()
         try:
             self.store.write_heartbeat({**self.stats.summary(), "source": self.camera.name if self.camera else "",
                                         "dropped_full_disk": self.stats.dropped,
@@ -355,6 +359,18 @@ class Daemon:
                                         "reason": self.exit_reason})
         except Exception as exc:
             log.warning("heartbeat not written: %s", exc)
+
+    def _journal_line(self) -> None:
+        """The line a minute (each heartbeat) in the journal: fps, faces, rows, free disk."""
+        try:
+            vfs = os.statvfs(self.state_dir)        # free space only: cheap, unlike summing crop sizes
+            free = f", {vfs.f_bavail * vfs.f_frsize / 2**20:.0f} MB free"
+        except OSError:
+            free = ""
+        mqtt = self.mqtt.stats()
+        link = (f", mqtt {'connected' if mqtt['connected'] else 'away'} ({mqtt['events_dropped']} dropped)"
+                if mqtt else "")
+        log.info("%s%s%s", self._status_text(), free, link)
 
     def summary(self) -> dict:
         out = {**self.stats.summary(), "source": self.camera.name if self.camera else "",
