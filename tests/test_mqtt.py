@@ -19,7 +19,7 @@ from edge.contracts.labels import LABELS
 from edge.service.daemon import EXIT_OK, Daemon
 from edge.service.mqtt import Topics, discovery_messages, state_payload
 from edge.store.database import Store
-from tests.mqtt_support import Broker, Subscriber
+from tests.mqtt_support import Broker, Subscriber, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CAMERA = "testcam"
@@ -103,6 +103,29 @@ def test_every_logged_face_arrives_while_the_broker_is_up(tiny_model, tmp_path, 
         assert late.wait_for(lambda m: len({t for t, _, r in m if r}) == 3 + len(LABELS) + 2, 10)
     finally:
         late.close()
+
+
+def test_an_unreachable_broker_never_stops_the_daemon(tiny_model, tmp_path):
+    """Nothing listens on the port: the daemon logs every face, keeps the events, stops cleanly."""
+    daemon = Daemon(daemon_config(tmp_path, tiny_model, free_port()), max_frames=30, handle_signals=False)
+    assert daemon.run() == EXIT_OK
+    stats = daemon.summary()["mqtt"]
+    rows = len(store_ids(tmp_path))
+    assert rows == daemon.stats.logged > 0 and daemon.stats.frames == 30
+    assert (stats["connected"], stats["events_sent"], stats["events_queued"]) == (False, 0, rows)
+
+
+def test_mqtt_without_paho_is_one_line_and_exit_2(tiny_model, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[mqtt]\nhost = "127.0.0.1"\n')
+    hide = "import sys; sys.modules['paho'] = None; from edge.cli import main; sys.exit(main(sys.argv[1:]))"
+    out = subprocess.run([sys.executable, "-c", hide, "run", "--config", str(config), "--source", "demo", "--state",
+                          str(tmp_path / "state"), "--model", str(tiny_model), "--max-frames", "3"],
+                         cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == (
+        "moodcam run: error: mqtt.host is set but paho-mqtt is not installed; install it with pip install "
+        "'moodcam[mqtt]' or leave mqtt.host empty")
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
