@@ -88,7 +88,7 @@ def discovery_messages(discovery_prefix: str, camera: str, topics: Topics, label
                                              "icon": "mdi:counter"})
          for label in labels]
     return [(f"{discovery_prefix}/{component}/{node}/{key}/config",
-             {**common, **fields, "unique_id": f"{node}_{key}", "object_id": f"{node}_{key}"})
+             {**common, **fields, "unique_id": f"{node}_{key}"})
             for component, key, fields in entities]
 
 
