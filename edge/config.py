@@ -10,6 +10,7 @@ repeats; ``min``/``max``/``choices`` are checked by :func:`parse_config`.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -19,6 +20,8 @@ from edge.capture.sources import SourceSpecError, parse_source
 from edge.store.retention import RetentionPolicy
 
 DEFAULT_PATH = Path("/etc/moodcam/config.toml")
+_MQTT_NAME = r"[A-Za-z0-9_-]+"                       # one topic level, also a Home Assistant object id
+_MQTT_PREFIX = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"  # one or more such levels
 
 
 class ConfigError(ValueError):
@@ -145,6 +148,37 @@ class SystemdConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    host: str = _f("", "MQTT broker host name or address; empty = MQTT off (docs/mqtt.md)")
+    port: int = _f(1883, "broker port (8883 is the usual one with tls)", min=1, max=65535)
+    topic_prefix: str = _f("moodcam", "topics are PREFIX/CAMERA/events, PREFIX/CAMERA/state and PREFIX/CAMERA/availability")
+    discovery_prefix: str = _f("homeassistant", "Home Assistant's MQTT discovery prefix; the sensors' config "
+                                                "messages go under it (empty = no discovery messages)")
+    camera: str = _f("", "this camera's name in topics and in Home Assistant (letters, digits, - and _); "
+                         "empty = the machine's host name, so several Pis never share topics")
+    buffer: int = _f(1000, "events kept while the broker cannot be reached; when full the oldest is dropped "
+                           "and counted (1000 events are about 0.9 MB of memory, half an hour of a busy room)",
+                     min=1, max=1_000_000)
+    username: str = _f("", "user name for the broker (empty = anonymous)")
+    password: str = _f("", "password for the broker (then let no other user read the config file)")
+    tls: bool = _f(False, "connect with TLS, checking the broker's certificate against the system's CAs")
+    keepalive_s: int = _f(30, "MQTT keepalive: a broker that hears nothing for 1.5x this long publishes "
+                              "the camera as offline", min=5, max=3600)
+    reconnect_max_s: int = _f(60, "reconnect backoff: 1 s after a lost connection, doubling up to this",
+                              min=1, max=3600)
+    state_interval_s: float = _f(1.0, "publish the retained state (faces now, counts of the last minute) at "
+                                      "most this often, and only when it changed", min=0.1, max=3600.0)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    port: int = _f(0, "serve Prometheus metrics on http://HOST:PORT/metrics from the daemon itself; "
+                      "0 = off (docs/daemon.md#metrics)", min=0, max=65535)
+    host: str = _f("127.0.0.1", "address the metrics endpoint listens on: loopback by default, since it has "
+                                "no token; 0.0.0.0 lets another machine's Prometheus scrape it")
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -155,6 +189,8 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     systemd: SystemdConfig = field(default_factory=SystemdConfig)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def with_overrides(self, **sections: dict) -> "Config":
         """A copy with some keys replaced, e.g. ``with_overrides(camera={"source": "demo"})``."""
@@ -224,6 +260,14 @@ def parse_config(data: dict, where: str = "config") -> Config:
         parse_source(config.camera.source)
     except SourceSpecError as exc:
         raise ConfigError(f"{where}: camera.source = {config.camera.source!r} is invalid: {exc}") from None
+    for key, pattern, what in (("camera", _MQTT_NAME, "letters, digits, - and _ only"),
+                               ("topic_prefix", _MQTT_PREFIX, "topic levels without +, #, spaces or empty levels"),
+                               ("discovery_prefix", _MQTT_PREFIX, "topic levels without +, #, spaces or empty levels")):
+        value = getattr(config.mqtt, key)
+        if value and not re.fullmatch(pattern, value):
+            raise ConfigError(f"{where}: mqtt.{key} = {value!r} is invalid: {what}")
+    if config.mqtt.host and not config.mqtt.topic_prefix:
+        raise ConfigError(f"{where}: mqtt.topic_prefix is empty: give the topics a prefix such as 'moodcam'")
     try:
         retention_policy(config)
     except ValueError as exc:    # the store's own rules, e.g. reviewed kept at least as long

@@ -3,6 +3,7 @@ stalled camera, SIGTERM, bad config/model exits, and a full disk (injected ENOSP
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -178,6 +179,27 @@ def test_no_notify_socket_means_no_messages(tiny_model, tmp_path, monkeypatch):
                     handle_signals=False)
     assert daemon.run() == EXIT_OK and daemon.notifier.enabled is False
     assert daemon.stats.frames == 3 and daemon.exit_reason == "end of source"
+
+
+def test_a_journal_line_each_heartbeat(tiny_model, tmp_path):
+    """The line a minute (each systemd.heartbeat_interval_s): fps, faces, rows and free disk."""
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("moodcam.daemon")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        daemon = Daemon(config_for(tiny_model, tmp_path / "state", camera={"source": "demo"},
+                                   systemd={"notify": False, "heartbeat_interval_s": 1.0}),
+                        max_frames=40, handle_signals=False)
+        assert daemon.run() == EXIT_OK
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    minute = [line for line in lines if " fps, " in line]
+    assert minute and all(" logged" in line and " MB free" in line for line in minute), lines
 
 
 def run_cli(*args, env=None, **kw):

@@ -102,6 +102,20 @@ def test_status_text_and_json(state, capsys):
     assert s["last_logged"] == "2025-11-24T16:04:00.000000Z"
 
 
+def test_status_names_the_model(state, capsys):
+    """From the heartbeat when the daemon wrote one, else the newest row's sha."""
+    assert main(["status", "--state", str(state), "--json"]) == 0
+    newest_sha = json.loads(capsys.readouterr().out)["model"]["sha256"]
+    with Store(state) as s:
+        assert s.read("SELECT model_sha256 FROM faces ORDER BY id DESC LIMIT 1")[0][0] == newest_sha
+        s.write_heartbeat({"fps": 9.7, "model_name": "default", "model_sha256": "ab" * 32})
+    assert main(["status", "--state", str(state), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == {"name": "default", "sha256": "ab" * 32,
+                                                            "from": "heartbeat"}
+    assert main(["status", "--state", str(state)]) == 0
+    assert "model      default (sha256 abababababababab...)" in capsys.readouterr().out
+
+
 def test_status_check_fails_on_a_missing_crop(state, capsys):
     with Store(state, readonly=True) as s:
         s.crop_path(3).unlink()

@@ -49,5 +49,5 @@ def run(args) -> int:
     status = daemon.run()
     write_line(summary_line(daemon))
     if status == EXIT_USAGE:   # a source that can never work: the one line that says what to fix
-        report_error("moodcam run", daemon.exit_reason.removeprefix("source: "), status)
+        report_error("moodcam run", daemon.exit_reason.removeprefix("source: ").removeprefix("config: "), status)
     return status

@@ -49,9 +49,20 @@ def collect(store, now: float | None = None, *, check: bool = False) -> dict:
         age = round(now - hb["written_at"], 1)
         status["heartbeat"] = {**hb, "written_at": iso_utc(hb["written_at"]), "age_s": age,
                                "stale": age > STALE_AFTER_S}
+    status["model"] = _model(hb, store)
     if check:
         status["problems"] = verify(store)
     return status
+
+
+def _model(hb: dict | None, store) -> dict | None:
+    """The model the daemon runs (from its heartbeat), else the one that logged the newest row."""
+    if hb is not None and hb.get("model_sha256"):
+        return {"name": hb.get("model_name") or None, "sha256": hb["model_sha256"], "from": "heartbeat"}
+    rows = store.read("SELECT model_sha256 FROM faces ORDER BY id DESC LIMIT 1")
+    if rows and rows[0][0]:
+        return {"name": None, "sha256": rows[0][0], "from": "last row"}
+    return None
 
 
 def _mb(n: float) -> str:
@@ -97,6 +108,10 @@ def format_text(s: dict) -> str:
             fields.append(f"{dropped} dropped (disk full)")
         note = "  STALE: is the daemon running? (journalctl -u moodcam)" if hb["stale"] else ""
         lines.append(f"daemon     heartbeat {_ago(hb['age_s'])}: " + ", ".join(f for f in fields if f) + note)
+    model = s.get("model")
+    if model is not None:
+        where = "" if model["from"] == "heartbeat" else " (of the newest row)"
+        lines.append(f"model      {model['name'] or '?'} (sha256 {model['sha256'][:16]}...){where}")
     if "problems" in s:
         lines.append("check      ok" if not s["problems"] else
                      "check      " + f"{len(s['problems'])} problem(s):\n  " + "\n  ".join(s["problems"][:20]))

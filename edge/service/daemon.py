@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sqlite3
 import threading
@@ -19,13 +20,15 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from edge import __version__
 from edge.capture.camera import Camera
 from edge.capture.sources import CameraError, DemoSource, DirSource, Source, SourceUnusable, make_source, parse_source
 from edge.cliutil import EXIT_CAMERA, EXIT_DETECTOR, EXIT_MODEL, EXIT_OK, EXIT_STORE, EXIT_USAGE
-from edge.config import Config, retention_policy
+from edge.config import Config, ConfigError, retention_policy
 from edge.contracts.crop import crop_face
 from edge.contracts.modelfile import ModelFileError
 from edge.service.logpolicy import LogPolicy
+from edge.service.mqtt import NoPublisher, make_publisher
 from edge.service.notify import Notifier
 from edge.store import retention
 from edge.store.database import Store
@@ -86,6 +89,8 @@ class Daemon:
         self.camera = self.store = self.classifier = self.pipeline = None
         self._retention = None
         self._old_signals: dict = {}
+        self.mqtt = NoPublisher()
+        self.metrics = None
 
     # ----------------------------------------------------------------------- start / stop
     def start(self) -> None:
@@ -94,6 +99,8 @@ class Daemon:
         self.start_detector()
         self.start_store()
         self.start_retention()
+        self.start_mqtt()
+        self.start_metrics()
         self.start_camera()
         self.start_signals()
         self.notifier.ready(f"camera {self.camera.name}, model {self.classifier.meta.name}")
@@ -106,6 +113,8 @@ class Daemon:
             self.notifier.stopping()
         self.stop_signals()
         self.stop_camera()
+        self.stop_metrics()
+        self.stop_mqtt()
         self.stop_retention()
         self.stop_store()
         self.stop_detector()
@@ -157,6 +166,21 @@ class Daemon:
         self._retention = threading.Thread(target=loop, name="retention", daemon=True)
         self._retention.start()
 
+    def start_mqtt(self) -> None:
+        """Events and state to an MQTT broker (docs/mqtt.md); off while mqtt.host is empty."""
+        meta = self.classifier.meta
+        self.mqtt = make_publisher(self.config.mqtt, labels=list(meta.labels), model_name=meta.name,
+                                   model_sha256=meta.tflite_sha256, version=__version__)
+        self.mqtt.start()
+
+    def start_metrics(self) -> None:
+        """Prometheus metrics on a loopback port (docs/daemon.md#metrics); off while metrics.port is 0."""
+        if self.config.metrics.port:
+            from edge.service.metrics import MetricsServer
+
+            self.metrics = MetricsServer(self, self.config.metrics)
+            self.metrics.start()
+
     def start_camera(self) -> None:
         cfg = self.config.camera
         source = self._source_override or make_source(cfg.source, cfg.width, cfg.height)
@@ -180,6 +204,14 @@ class Daemon:
         for sig, old in self._old_signals.items():
             signal.signal(sig, old)
         self._old_signals = {}
+
+    def stop_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
+            self.metrics = None
+
+    def stop_mqtt(self) -> None:
+        self.mqtt.stop()
 
     def stop_camera(self) -> None:
         if self.camera is not None:
@@ -223,6 +255,9 @@ class Daemon:
         except ModelFileError as exc:
             log.error("%s", exc)
             self.exit_reason, status = f"model: {exc}", EXIT_MODEL
+        except ConfigError as exc:      # a configured feature that cannot run here (mqtt without paho)
+            log.error("%s", exc)
+            self.exit_reason, status = f"config: {exc}", EXIT_USAGE
         except SourceUnusable as exc:
             log.error("camera.source %s cannot work: %s", self.config.camera.source, exc)
             self.exit_reason, status = f"source: {exc}", EXIT_USAGE
@@ -253,6 +288,7 @@ class Daemon:
             result.ms["log"] = (time.perf_counter() - t0) * 1e3
             self.policy.forget(result.ended)
             self._faces_now = len(result.faces)
+            self.mqtt.frame(result.faces)
             self.stats.frames += 1
             self.stats.faces += len(result.faces)
             self.stats.times.add(result.ms)
@@ -292,7 +328,7 @@ class Daemon:
                 confidence=face.smoothed.confidence, probs=dict(zip(self.classifier.meta.labels, face.smoothed.probs)),
                 model_sha256=self.classifier.meta.tflite_sha256, source=self.camera.name)
             try:
-                self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop))
+                row_id = self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop))
             except StoreFullError as exc:
                 self.stats.dropped += 1
                 self._store_retry_at = time.monotonic() + self.config.store.retry_full_s
@@ -302,6 +338,7 @@ class Daemon:
                 continue
             self.stats.logged += 1
             self.policy.logged(face.track_id, label, frame.ts)
+            self.mqtt.face_logged(record, row_id)
 
     def _housekeeping(self) -> None:
         self._heartbeat()
@@ -310,18 +347,37 @@ class Daemon:
         now = time.monotonic()
         if not force and now < self._next_heartbeat:
             return
+        first = self._next_heartbeat == 0.0      # at the first frame: nothing to say yet
         self._next_heartbeat = now + self.config.systemd.heartbeat_interval_s
+        if not force and not first:
+            self._journal_line()
         try:
             self.store.write_heartbeat({**self.stats.summary(), "source": self.camera.name if self.camera else "",
                                         "dropped_full_disk": self.stats.dropped,
                                         "model_sha256": self.classifier.meta.tflite_sha256 if self.classifier else "",
+                                        "model_name": self.classifier.meta.name if self.classifier else "",
                                         "reason": self.exit_reason})
         except Exception as exc:
             log.warning("heartbeat not written: %s", exc)
 
+    def _journal_line(self) -> None:
+        """The line a minute (each heartbeat) in the journal: fps, faces, rows, free disk."""
+        try:
+            vfs = os.statvfs(self.state_dir)        # free space only: cheap, unlike summing crop sizes
+            free = f", {vfs.f_bavail * vfs.f_frsize / 2**20:.0f} MB free"
+        except OSError:
+            free = ""
+        mqtt = self.mqtt.stats()
+        link = (f", mqtt {'connected' if mqtt['connected'] else 'away'} ({mqtt['events_dropped']} dropped)"
+                if mqtt else "")
+        log.info("%s%s%s", self._status_text(), free, link)
+
     def summary(self) -> dict:
-        return {**self.stats.summary(), "source": self.camera.name if self.camera else "",
-                "state_dir": str(getattr(self, "state_dir", "")), "stopped": self.exit_reason}
+        out = {**self.stats.summary(), "source": self.camera.name if self.camera else "",
+               "state_dir": str(getattr(self, "state_dir", "")), "stopped": self.exit_reason}
+        if self.mqtt.enabled:
+            out["mqtt"] = self.mqtt.stats()
+        return out
 
 
 def summary_line(daemon: Daemon) -> str:
