@@ -201,6 +201,7 @@ def install(source: Path, state_dir: Path, *, force: bool = False) -> tuple[Inst
         if not d.is_dir():
             d.mkdir(mode=0o755, parents=True, exist_ok=True)
             _give_to_owner([d], state_dir)
+            fsync_dir(d.parent)
     remove_leftovers(state_dir)
     current = next((m for m in list_installed(state_dir) if m.current), None)
     if current is not None and current.sha256 == meta.tflite_sha256 and not force:
