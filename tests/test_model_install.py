@@ -317,3 +317,24 @@ def test_a_running_daemon_switches_on_sighup_and_keeps_every_row(two_models, tmp
     with Store(state) as store:
         assert verify(store) == []
         assert store.read_heartbeat()["model_sha256"] == new
+
+
+def test_install_exits_1_when_the_running_daemon_does_not_confirm(two_models, tmp_path, capsys):
+    """A process that holds the daemon's pid file but never switches (SIGHUP ignored): the model is
+    installed, and install says the daemon did not confirm, with exit status 1."""
+    tiny, _ = two_models
+    state = tmp_path / "state"
+    state.mkdir()
+    script = ("import signal, time\nfrom edge.service.pidfile import PidFile\n"
+              "signal.signal(signal.SIGHUP, signal.SIG_IGN)\n"
+              f"assert PidFile({str(state)!r}).acquire()\nprint('held', flush=True)\ntime.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cli("model", "install", tiny, "--state", state, "--wait", "1") == 1
+        captured = capsys.readouterr()
+        assert f"asked the daemon (pid {holder.pid}) to switch" in captured.err
+        assert models.find(state, None).name == "tiny"
+    finally:
+        holder.kill()
+        holder.wait()
