@@ -14,6 +14,7 @@ COMMANDS = {
     "status": ("edge.commands.status", "print fps, faces, logged rows and disk use from the store"),
     "review": ("edge.commands.review", "serve the review page for the log or a folder of faces"),
     "dataset": ("edge.commands.dataset", "write reviewed faces as a training set: <label>/<id>.png + manifest"),
+    "model": ("edge.commands.model", "install a new model on the device (checked, atomic), roll back, list, show"),
 }
 # Old names that still work (with a note): "export" means the log export only.
 RENAMED = {"export-reviewed": "dataset"}

@@ -77,8 +77,9 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    model: str = _f("", "path of the .tflite model (its .json sidecar beside it); empty = the shipped "
-                        "default (models/default.tflite or $MOODCAM_MODEL)")
+    model: str = _f("", "path of the .tflite model (its .json sidecar beside it); empty = the model installed "
+                        "with `moodcam model install` (state_dir/models/current), else the shipped default "
+                        "(models/default.tflite or $MOODCAM_MODEL)")
     num_threads: int = _f(1, "interpreter threads (1 leaves the other cores to the detector and the OS)",
                           min=1, max=16)
     batch: str = _f("auto", "how the faces of one frame go through the model: 'resize' (one batched call), "

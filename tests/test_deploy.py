@@ -59,16 +59,17 @@ def unit_settings(path: Path) -> dict[str, list[str]]:
 
 def verify_root(tmp_path: Path, units_from: Path, with_binary: bool = True) -> Path:
     """A root for ``systemd-analyze verify --root``: the distribution's units (for sysinit.target and
-    friends), our units in /etc/systemd/system and, unless told otherwise, an executable where
-    ExecStart= points (verify warns when the binary is missing)."""
+    friends), our units in /etc/systemd/system, an executable where ExecReload= points and, unless
+    told otherwise, one where ExecStart= points (verify warns when a binary is missing)."""
     root = tmp_path / "verify-root"
     shutil.copytree(Path("/lib/systemd/system").resolve(), root / "lib/systemd/system", symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
     for unit in UNITS:
         shutil.copy(units_from / unit, root / "etc/systemd/system" / unit)
-    if with_binary:
-        exe = root / "opt/moodcam/venv/bin/moodcam"
-        exe.parent.mkdir(parents=True)
+    binaries = ["bin/kill"] + (["opt/moodcam/venv/bin/moodcam"] if with_binary else [])   # ExecReload=, ExecStart=
+    for name in binaries:
+        exe = root / name
+        exe.parent.mkdir(parents=True, exist_ok=True)
         exe.write_text("#!/bin/sh\nexit 0\n")
         exe.chmod(0o755)
     return root
@@ -132,6 +133,7 @@ def test_daemon_unit_is_a_watched_notify_service_without_network():
     assert int(s["WatchdogSec"][0]) > 0
     assert s["Restart"] == ["on-failure"] and "StartLimitBurst" in s and "StartLimitIntervalSec" in s
     assert s["ExecStart"] == ["/opt/moodcam/venv/bin/moodcam run --config /etc/moodcam/config.toml"]
+    assert s["ExecReload"] == ["/bin/kill -HUP $MAINPID"]      # `systemctl reload`: the daemon reloads its model
     assert s["StateDirectory"] == ["moodcam"] and s["ConfigurationDirectory"] == ["moodcam"]
     assert s["UMask"] == ["0077"]
     assert s["PrivateNetwork"] == ["yes"] and s["IPAddressDeny"] == ["any"]

@@ -105,15 +105,16 @@ def test_status_text_and_json(state, capsys):
 def test_status_names_the_model(state, capsys):
     """From the heartbeat when the daemon wrote one, else the newest row's sha."""
     assert main(["status", "--state", str(state), "--json"]) == 0
-    newest_sha = json.loads(capsys.readouterr().out)["model"]["sha256"]
+    running = json.loads(capsys.readouterr().out)["model"]["running"]
+    assert running["origin"] == "last row" and running["name"] is None
     with Store(state) as s:
-        assert s.read("SELECT model_sha256 FROM faces ORDER BY id DESC LIMIT 1")[0][0] == newest_sha
-        s.write_heartbeat({"fps": 9.7, "model_name": "default", "model_sha256": "ab" * 32})
+        assert s.read("SELECT model_sha256 FROM faces ORDER BY id DESC LIMIT 1")[0][0] == running["sha256"]
+        s.write_heartbeat({"fps": 9.7, "model_name": "default", "model_sha256": "ab" * 32, "model_origin": "shipped"})
     assert main(["status", "--state", str(state), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["model"] == {"name": "default", "sha256": "ab" * 32,
-                                                            "from": "heartbeat"}
+    assert json.loads(capsys.readouterr().out)["model"] == {
+        "running": {"name": "default", "sha256": "ab" * 32, "origin": "shipped"}, "installed": None}
     assert main(["status", "--state", str(state)]) == 0
-    assert "model      default (sha256 abababababababab...)" in capsys.readouterr().out
+    assert "model      default (sha256 abababababab...)" in capsys.readouterr().out
 
 
 def test_status_check_fails_on_a_missing_crop(state, capsys):

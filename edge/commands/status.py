@@ -13,6 +13,7 @@ from edge.cliutil import report_error, write_line
 from edge.commands.options import add_state_option, state_dir
 from edge.store.database import Store
 from edge.store.health import disk_usage, verify
+from edge.store.models import list_installed
 from edge.store.records import StoreError, iso_utc
 
 HELP = "print fps, faces, logged rows and disk use from the store"
@@ -49,20 +50,27 @@ def collect(store, now: float | None = None, *, check: bool = False) -> dict:
         age = round(now - hb["written_at"], 1)
         status["heartbeat"] = {**hb, "written_at": iso_utc(hb["written_at"]), "age_s": age,
                                "stale": age > STALE_AFTER_S}
-    status["model"] = _model(hb, store)
+    status["model"] = model_status(store, hb)
     if check:
         status["problems"] = verify(store)
     return status
 
 
-def _model(hb: dict | None, store) -> dict | None:
-    """The model the daemon runs (from its heartbeat), else the one that logged the newest row."""
+def model_status(store, hb: dict | None) -> dict:
+    """The model the daemon last reported running (its heartbeat; else the one that logged the newest
+    row) and the one installed as current."""
+    running = None
     if hb is not None and hb.get("model_sha256"):
-        return {"name": hb.get("model_name") or None, "sha256": hb["model_sha256"], "from": "heartbeat"}
-    rows = store.read("SELECT model_sha256 FROM faces ORDER BY id DESC LIMIT 1")
-    if rows and rows[0][0]:
-        return {"name": None, "sha256": rows[0][0], "from": "last row"}
-    return None
+        running = {"name": hb.get("model_name") or None, "sha256": hb["model_sha256"],
+                   "origin": hb.get("model_origin") or None}
+    else:
+        rows = store.read("SELECT model_sha256 FROM faces ORDER BY id DESC LIMIT 1")
+        if rows and rows[0][0]:
+            running = {"name": None, "sha256": rows[0][0], "origin": "last row"}
+    current = next((m for m in list_installed(store.state_dir) if m.current), None)
+    installed = None if current is None else {"version": current.version, "name": current.name,
+                                              "sha256": current.sha256}
+    return {"running": running, "installed": installed}
 
 
 def _mb(n: float) -> str:
@@ -108,10 +116,17 @@ def format_text(s: dict) -> str:
             fields.append(f"{dropped} dropped (disk full)")
         note = "  STALE: is the daemon running? (journalctl -u moodcam)" if hb["stale"] else ""
         lines.append(f"daemon     heartbeat {_ago(hb['age_s'])}: " + ", ".join(f for f in fields if f) + note)
-    model = s.get("model")
-    if model is not None:
-        where = "" if model["from"] == "heartbeat" else " (of the newest row)"
-        lines.append(f"model      {model['name'] or '?'} (sha256 {model['sha256'][:16]}...){where}")
+    m = s["model"]
+    running = m["running"]
+    text = "not reported yet" if running is None else f"{running['name'] or '?'} (sha256 {running['sha256'][:12]}...)"
+    if running is not None and running["origin"] == "last row":
+        text += " (of the newest row)"
+    if m["installed"] is not None:
+        inst = m["installed"]
+        same = running is not None and running["sha256"] == inst["sha256"]
+        text += (", the installed one" if same else
+                 f"; installed: {inst['version']} {inst['name']} (sha256 {inst['sha256'][:12]}...)")
+    lines.append(f"model      {text}")
     if "problems" in s:
         lines.append("check      ok" if not s["problems"] else
                      "check      " + f"{len(s['problems'])} problem(s):\n  " + "\n  ".join(s["problems"][:20]))

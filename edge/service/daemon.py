@@ -2,7 +2,8 @@
 
 Frigate style: :meth:`Daemon.start` is a readable list of ``start_*`` calls, :meth:`Daemon.stop`
 undoes them in reverse, and the frame loop waits on one stop event that SIGTERM/SIGINT set, so a
-signal finishes the current frame and closes the store cleanly.
+signal finishes the current frame and closes the store cleanly. SIGHUP reloads the model between
+two frames (edge.store.models says which one); if the new one cannot be loaded, the old one stays.
 
 Exit status (systemd's ``Restart=on-failure`` restarts on anything but 0):
 0 stopped or the file/folder ended, 2 bad config, 3 bad model, 4 camera gone, 5 store unusable,
@@ -30,9 +31,11 @@ from edge.contracts.modelfile import ModelFileError
 from edge.service.logpolicy import LogPolicy
 from edge.service.mqtt import NoPublisher, make_publisher
 from edge.service.notify import Notifier
+from edge.service.pidfile import PidFile
 from edge.store import retention
 from edge.store.database import Store
 from edge.store.layout import default_state_dir
+from edge.store.models import resolve_model
 from edge.store.records import FaceRecord, StoreError, StoreFullError
 from edge.vision.detect import Detector
 from edge.vision.pipeline import (
@@ -91,6 +94,9 @@ class Daemon:
         self._old_signals: dict = {}
         self.mqtt = NoPublisher()
         self.metrics = None
+        self._reload = threading.Event()
+        self._pidfile: PidFile | None = None
+        self.model_origin = ""
 
     # ----------------------------------------------------------------------- start / stop
     def start(self) -> None:
@@ -104,8 +110,8 @@ class Daemon:
         self.start_camera()
         self.start_signals()
         self.notifier.ready(f"camera {self.camera.name}, model {self.classifier.meta.name}")
-        log.info("ready: camera %s, model %s (%s, sha256 %s...), state %s", self.camera.name, self.classifier.path,
-                 self.classifier.runtime, self.classifier.meta.tflite_sha256[:12], self.state_dir)
+        log.info("ready: camera %s, model %s (%s, %s, sha256 %s...), state %s", self.camera.name, self.classifier.path,
+                 self.model_origin, self.classifier.runtime, self.classifier.meta.tflite_sha256[:12], self.state_dir)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -124,7 +130,31 @@ class Daemon:
         self.notifier = Notifier(self.config.systemd.notify, self.config.systemd.status_interval_s)
 
     def start_classifier(self) -> None:
-        self.classifier = classifier_from_config(self.config)
+        model = resolve_model(self.config.classifier.model, self._state_dir())
+        self.classifier = classifier_from_config(self.config, model.path)
+        self.model_origin = model.origin
+
+    def _state_dir(self) -> Path:
+        return Path(self.config.store.state_dir or default_state_dir())
+
+    def reload_model(self) -> bool:
+        """SIGHUP: load the model that is now current and switch to it between two frames; the
+        store, the tracks and the camera stay. A model that fails to load leaves the old one."""
+        self._reload.clear()
+        try:
+            model = resolve_model(self.config.classifier.model, self._state_dir())
+            classifier = classifier_from_config(self.config, model.path)
+        except (ModelFileError, OSError) as exc:
+            log.error("SIGHUP: the model was not reloaded, still using %s: %s", self.classifier.path, exc)
+            return False
+        old = self.classifier
+        self.classifier = self.pipeline.classifier = classifier
+        self.model_origin = model.origin
+        self._log_crop = replace(classifier.meta.crop, size=max(LOG_CROP_SIZE, classifier.meta.crop.size))
+        log.info("SIGHUP: model %s (%s, sha256 %s...) replaces %s (sha256 %s...)", classifier.path, model.origin,
+                 classifier.meta.tflite_sha256[:12], old.path, old.meta.tflite_sha256[:12])
+        self._heartbeat(force=True)       # `moodcam status` and `model install` see the switch at once
+        return True
 
     def start_detector(self) -> None:
         cfg = self.config
@@ -139,7 +169,7 @@ class Daemon:
         self._log_crop = replace(crop, size=max(LOG_CROP_SIZE, crop.size))
 
     def start_store(self) -> None:
-        self.state_dir = Path(self.config.store.state_dir or default_state_dir())
+        self.state_dir = self._state_dir()
         self.store = Store(self.state_dir)
         self._store_retry_at = 0.0
         self._next_heartbeat = 0.0
@@ -194,6 +224,11 @@ class Daemon:
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._old_signals[sig] = signal.signal(sig, self._on_signal)
+        self._old_signals[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        # Only now that SIGHUP is handled may `moodcam model install` find us (its default kills).
+        self._pidfile = PidFile(self.state_dir)
+        if not self._pidfile.acquire():
+            log.warning("another daemon runs on %s: `moodcam model install` signals that one", self.state_dir)
 
     def _on_signal(self, signum, _frame) -> None:
         log.info("%s: finishing the current frame, then stopping", signal.Signals(signum).name)
@@ -201,6 +236,9 @@ class Daemon:
         self.stop_event.set()
 
     def stop_signals(self) -> None:
+        if self._pidfile is not None:
+            self._pidfile.release()
+            self._pidfile = None
         for sig, old in self._old_signals.items():
             signal.signal(sig, old)
         self._old_signals = {}
@@ -341,6 +379,8 @@ class Daemon:
             self.mqtt.face_logged(record, row_id)
 
     def _housekeeping(self) -> None:
+        if self._reload.is_set():
+            self.reload_model()
         self._heartbeat()
 
     def _heartbeat(self, force: bool = False) -> None:
@@ -356,6 +396,7 @@ class Daemon:
                                         "dropped_full_disk": self.stats.dropped,
                                         "model_sha256": self.classifier.meta.tflite_sha256 if self.classifier else "",
                                         "model_name": self.classifier.meta.name if self.classifier else "",
+                                        "model_origin": self.model_origin,
                                         "reason": self.exit_reason})
         except Exception as exc:
             log.warning("heartbeat not written: %s", exc)

@@ -123,7 +123,7 @@ class Classifier:
             raise ModelFileError(f"{self.path}: expected 1 input and 1 output, the model has {len(ins)} and {len(outs)}")
         inp, out = ins[0], outs[0]
         if tuple(inp["shape"][1:]) != (size, size, 1):
-            raise ModelFileError(f"{self.path}: input shape {list(inp['shape'])} does not match the sidecar's "
+            raise ModelFileError(f"{self.path}: input shape {[int(v) for v in inp['shape']]} does not match the sidecar's "
                                  f"crop size {size} (expected [1, {size}, {size}, 1])")
         if int(out["shape"][-1]) != len(LABELS):
             raise ModelFileError(f"{self.path}: {out['shape'][-1]} outputs, the sidecar lists {len(LABELS)} labels")

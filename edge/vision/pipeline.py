@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -80,9 +81,11 @@ class StageTimes:
         return out
 
 
-def classifier_from_config(config: Config) -> Classifier:
+def classifier_from_config(config: Config, model_path: str | Path | None = None) -> Classifier:
+    """The classifier the config asks for; ``model_path`` (the daemon resolves it with
+    edge.store.models.resolve_model) overrides classifier.model."""
     c = config.classifier
-    return Classifier(c.model or default_model_path(), c.num_threads, c.batch, c.tta, c.tta_zoom,
+    return Classifier(model_path or c.model or default_model_path(), c.num_threads, c.batch, c.tta, c.tta_zoom,
                       c.zoom_across_frames)
 
 
