@@ -10,6 +10,8 @@ The API (its OpenAPI schema is at ``/openapi.json``):
     POST /api/reviews              label / accept / not_face / clear items, all at once; returns
                                    each item before and after, which is what the page's undo uses
     GET  /api/stats                counts per class, the accuracy estimate, the confusion matrix
+    GET  /api/live                 the daemon's live view: an MJPEG stream (multipart/x-mixed-replace)
+    GET  /api/live/frame           one live frame (JPEG), waiting up to 3 s for the daemon
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ from typing import Literal
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.contracts.labels import LABELS
 from edge.review import queries
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange
+from edge.review.live import MEDIA_TYPE, LiveFiles
 from edge.review.security import HEADER, Guard, cookie_name, is_loopback
 
 STATIC = Path(__file__).parent / "static"
@@ -72,6 +75,8 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
     app = FastAPI(title="moodcam review", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.source = source
     app.state.guard = guard
+    # The live view needs the daemon's state directory (store mode); a folder has none.
+    live = LiveFiles(source.state_dir) if getattr(source, "mode", "") == "store" else None
 
     @app.middleware("http")
     async def guard_requests(request: Request, call_next):
@@ -109,7 +114,7 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
     def info() -> dict:
         """What is reviewed, the labels in key order (1..7) and the token that POSTs carry."""
         return {"mode": source.mode, "source": source.description, "labels": list(LABELS),
-                "write_token": guard.write_token, "token_header": HEADER}
+                "write_token": guard.write_token, "token_header": HEADER, "live": live is not None}
 
     @app.get("/api/faces")
     def faces(
@@ -178,6 +183,29 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
         """Reviewed N of M, per-class counts, accuracy (95% Wilson interval) and the confusion
         matrix of prediction (rows) vs reviewer label (columns, plus not_face)."""
         return queries.stats(source, _filters((), None, min_confidence, max_confidence, since, until))
+
+    def no_live():
+        return HTTPException(404, "no live view here: it shows the daemon's camera, so serve its state "
+                                  "directory (--state DIR), not a folder")
+
+    @app.get("/api/live", responses={200: {"content": {"multipart/x-mixed-replace": {}}}})
+    def live_stream():
+        """The daemon's frames with faces, tracks and labels drawn, while this request stays open.
+        The daemon draws them only while someone watches, at its [live] fps."""
+        if live is None:
+            raise no_live()
+        return StreamingResponse(live.stream(), media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/live/frame", responses={200: {"content": {"image/jpeg": {}}}})
+    async def live_frame():
+        """One live frame; 503 when the daemon writes none within 3 s (not running, or [live] fps = 0)."""
+        if live is None:
+            raise no_live()
+        data = await live.wait_frame(3.0)
+        if data is None:
+            raise HTTPException(503, "no live frame: is the daemon running on this state directory, with "
+                                     "[live] fps above 0?")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     return app
 

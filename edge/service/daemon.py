@@ -25,6 +25,7 @@ from edge.cliutil import EXIT_CAMERA, EXIT_DETECTOR, EXIT_MODEL, EXIT_OK, EXIT_S
 from edge.config import Config, retention_policy
 from edge.contracts.crop import crop_face
 from edge.contracts.modelfile import ModelFileError
+from edge.service.live import LiveView
 from edge.service.logpolicy import LogPolicy
 from edge.service.notify import Notifier
 from edge.store import retention
@@ -85,6 +86,7 @@ class Daemon:
         self.notifier = None
         self.camera = self.store = self.classifier = self.pipeline = None
         self._retention = None
+        self.live = None
         self._old_signals: dict = {}
 
     # ----------------------------------------------------------------------- start / stop
@@ -94,6 +96,7 @@ class Daemon:
         self.start_detector()
         self.start_store()
         self.start_retention()
+        self.start_live()
         self.start_camera()
         self.start_signals()
         self.notifier.ready(f"camera {self.camera.name}, model {self.classifier.meta.name}")
@@ -106,6 +109,7 @@ class Daemon:
             self.notifier.stopping()
         self.stop_signals()
         self.stop_camera()
+        self.stop_live()
         self.stop_retention()
         self.stop_store()
         self.stop_detector()
@@ -156,6 +160,17 @@ class Daemon:
 
         self._retention = threading.Thread(target=loop, name="retention", daemon=True)
         self._retention.start()
+
+    def start_live(self) -> None:
+        """The review page's live view (edge.service.live): idle until a viewer asks for frames."""
+        cfg = self.config.live
+        if cfg.fps > 0:
+            self.live = LiveView(self.state_dir, cfg.fps, cfg.quality)
+
+    def stop_live(self) -> None:
+        if self.live is not None:
+            self.live.close()
+            self.live = None
 
     def start_camera(self) -> None:
         cfg = self.config.camera
@@ -251,6 +266,8 @@ class Daemon:
             t0 = time.perf_counter()
             self.log_faces(result)
             result.ms["log"] = (time.perf_counter() - t0) * 1e3
+            if self.live is not None:
+                self.live.offer(frame.ts, frame.image, result.faces)
             self.policy.forget(result.ended)
             self._faces_now = len(result.faces)
             self.stats.frames += 1
