@@ -115,6 +115,7 @@ def test_live_view_end_to_end_with_the_real_daemon_and_server(tiny_model, tmp_pa
     import httpx
 
     from edge.store.database import Store
+    from edge.store.records import StoreError
 
     state = tmp_path / "state"
     config = tmp_path / "c.toml"
@@ -125,10 +126,11 @@ def test_live_view_end_to_end_with_the_real_daemon_and_server(tiny_model, tmp_pa
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         def logged():
-            if not (state / "moodcam.db").exists():
+            try:
+                with Store(state, readonly=True) as store:
+                    return store.count()
+            except StoreError:        # not created or not migrated yet
                 return 0
-            with Store(state, readonly=True) as store:
-                return store.count()
         _wait(lambda: logged() >= 3 or daemon.poll() is not None, timeout=240, what="the daemon logging faces")
         assert daemon.poll() is None
         # Nobody watches: the daemon runs and logs, and writes no live frame.
