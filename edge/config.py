@@ -152,7 +152,7 @@ class SystemdConfig:
 class LiveConfig:
     fps: float = _f(2.0, "frames a second of the review page's live view, while someone watches it (the daemon "
                          "then draws boxes, tracks and labels on a copy of the frame and JPEG-encodes it beside "
-                         "the frame loop, about 25 ms of one Pi-3 core a frame); nobody watching costs nothing. "
+                         "the frame loop, about 10 ms of one Pi-3 core a frame); nobody watching costs nothing. "
                          "0 = no live view", min=0.0, max=15.0)
     quality: int = _f(70, "JPEG quality of the live view's frames", min=10, max=95)
 

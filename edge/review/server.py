@@ -7,6 +7,7 @@ The API (its OpenAPI schema is at ``/openapi.json``):
     GET  /api/faces                one page of items, filtered and sorted, and the total
     GET  /api/faces/{id}           one item
     GET  /api/faces/{id}/crop      its picture (by id only; nothing from the request names a path)
+    GET  /api/faces/{id}/scene     the whole frame it was seen in, when kept (logging.scene_width)
     POST /api/reviews              label / accept / not_face / clear items, all at once; returns
                                    each item before and after, which is what the page's undo uses
     GET  /api/stats                counts per class, the accuracy estimate, the confusion matrix
@@ -153,6 +154,15 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
         if isinstance(data, Path):
             return FileResponse(data, media_type=media_type, headers=headers)
         return Response(data, media_type=media_type, headers=headers)
+
+    @app.get("/api/faces/{item_id}/scene", responses={200: {"content": {"image/jpeg": {}}}})
+    def scene(item_id: int = PathParam(ge=1, le=MAX_ID)):
+        """The thumbnail of the whole frame the face was seen in, when the daemon kept one."""
+        try:
+            path, media_type = source.scene(item_id)
+        except (NotFound, AttributeError):     # a folder keeps no scenes
+            raise HTTPException(404, f"no scene kept for item {item_id}") from None
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=600"})
 
     @app.post("/api/reviews")
     def review(request: ReviewRequest = Body(...)) -> dict:

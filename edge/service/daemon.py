@@ -31,7 +31,7 @@ from edge.service.notify import Notifier
 from edge.store import retention
 from edge.store.database import Store
 from edge.store.layout import default_state_dir
-from edge.store.records import FaceRecord, StoreError, StoreFullError
+from edge.store.records import FaceRecord, StoreError, StoreFullError, scene_thumbnail
 from edge.vision.detect import Detector
 from edge.vision.pipeline import (
     DetectionFailed,
@@ -297,6 +297,7 @@ class Daemon:
 
     def log_faces(self, result: FrameResult) -> None:
         frame = result.frame
+        scene = None                  # the frame's thumbnail (logging.scene_width), made once a frame
         for face in result.faces:
             label = face.smoothed.label
             if not self.policy.should_log(face.track_id, label, frame.ts):
@@ -308,8 +309,11 @@ class Daemon:
                 ts=frame.ts, frame=frame.index, track=face.track_id, box=tuple(face.box), label=label,
                 confidence=face.smoothed.confidence, probs=dict(zip(self.classifier.meta.labels, face.smoothed.probs)),
                 model_sha256=self.classifier.meta.tflite_sha256, source=self.camera.name)
+            width = self.config.logging.scene_width
+            if width and scene is None:
+                scene = scene_thumbnail(frame.image, min(width, frame.image.shape[1]))
             try:
-                self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop))
+                self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop), scene)
             except StoreFullError as exc:
                 self.stats.dropped += 1
                 self._store_retry_at = time.monotonic() + self.config.store.retry_full_s
