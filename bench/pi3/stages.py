@@ -346,16 +346,21 @@ def build_live_handover(inputs, params):
 
 
 def build_live_idle(inputs, params):
-    """LiveView.offer on a frame while nobody watches and no look at the wanted file is due: what
-    the live view costs the frame loop then (the once-a-second stat is in live_check)."""
+    """The daemon's test before LiveView.offer on a frame while nobody watches and no look at the
+    wanted file is due: what the live view costs the frame loop then (the stat a second: live_check)."""
     import tempfile
+    from types import SimpleNamespace
 
     from edge.service.live import LiveView
 
-    live = LiveView(Path(tempfile.mkdtemp()), fps=2.0, quality=70)
-    live._next_check = float("inf")
-    frame, faces = inputs["frame"], []
-    return (lambda: live.offer(1.0, frame, faces)), "nobody watching"
+    daemon = SimpleNamespace(live=LiveView(Path(tempfile.mkdtemp()), fps=2.0, quality=70))
+    daemon.live.due = float("inf")
+    frame = SimpleNamespace(ts=1.0, image=inputs["frame"])
+
+    def idle():
+        if daemon.live is not None and frame.ts >= daemon.live.due:     # as Daemon.loop tests it
+            daemon.live.offer(frame.ts, frame.image, ())
+    return idle, "nobody watching: the daemon's test before offer"
 
 
 def build_live_check(inputs, params):
@@ -377,9 +382,9 @@ def build_scene(inputs, params):
     """A logged face's scene thumbnail (logging.scene_width): the frame shrunk and JPEG-encoded."""
     from edge.store.records import encode_jpeg, scene_thumbnail
 
-    frame, width = inputs["frame"], params["width"]
-    size = len(encode_jpeg(scene_thumbnail(frame, width)))
-    return (lambda: encode_jpeg(scene_thumbnail(frame, width))), f"{width} px wide, {size} bytes"
+    frame, width, box = inputs["frame"], params["width"], tuple(inputs["boxes"][0])
+    size = len(encode_jpeg(scene_thumbnail(frame, width, box)))
+    return (lambda: encode_jpeg(scene_thumbnail(frame, width, box))), f"{width} px wide, {size} bytes"
 
 
 def build_mobilenet_v2(inputs, params):

@@ -266,7 +266,7 @@ class Daemon:
             t0 = time.perf_counter()
             self.log_faces(result)
             result.ms["log"] = (time.perf_counter() - t0) * 1e3
-            if self.live is not None:
+            if self.live is not None and frame.ts >= self.live.due:   # nobody watching: once a second
                 self.live.offer(frame.ts, frame.image, result.faces)
             self.policy.forget(result.ended)
             self._faces_now = len(result.faces)
@@ -297,7 +297,6 @@ class Daemon:
 
     def log_faces(self, result: FrameResult) -> None:
         frame = result.frame
-        scene = None                  # the frame's thumbnail (logging.scene_width), made once a frame
         for face in result.faces:
             label = face.smoothed.label
             if not self.policy.should_log(face.track_id, label, frame.ts):
@@ -309,9 +308,8 @@ class Daemon:
                 ts=frame.ts, frame=frame.index, track=face.track_id, box=tuple(face.box), label=label,
                 confidence=face.smoothed.confidence, probs=dict(zip(self.classifier.meta.labels, face.smoothed.probs)),
                 model_sha256=self.classifier.meta.tflite_sha256, source=self.camera.name)
-            width = self.config.logging.scene_width
-            if width and scene is None:
-                scene = scene_thumbnail(frame.image, min(width, frame.image.shape[1]))
+            width = self.config.logging.scene_width       # 0: no scene kept
+            scene = scene_thumbnail(frame.image, width, face.box) if width else None
             try:
                 self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop), scene)
             except StoreFullError as exc:

@@ -103,6 +103,9 @@ class LiveView:
         self.frames_written = 0
         self._next_check = 0.0        # frame time (unix seconds) of the next look at the wanted file
         self._next_frame = 0.0
+        # The frame time before which offer() has nothing to do: the frame loop compares its frame's
+        # time with it and calls offer() only then (nobody watching: once a second).
+        self.due = 0.0
         self._slot: tuple | None = None
         self._wake = threading.Condition()
         self._stopped = False
@@ -112,19 +115,21 @@ class LiveView:
     def offer(self, ts: float, image: np.ndarray, faces) -> None:
         """Hand this frame over if someone watches and one is due; never blocks.
 
-        ``ts`` is the frame's capture time, so nobody watching costs a comparison and, once a
-        second, a stat of the wanted file; ``faces`` are the pipeline's FaceResults.
+        ``ts`` is the frame's capture time; ``faces`` are the pipeline's FaceResults. The caller
+        may skip the call while ``ts < self.due`` (the daemon does), which is what makes nobody
+        watching cost one comparison a frame and a stat of the wanted file a second.
         """
-        if ts < self._next_check and not self.watched:
-            return
         if ts >= self._next_check:
             self._next_check = ts + CHECK_EVERY_S
             self._check_wanted()
-            if not self.watched:
-                return
+        if not self.watched:
+            self.due = self._next_check
+            return
         if ts < self._next_frame:
+            self.due = min(self._next_check, self._next_frame)
             return
         self._next_frame = ts + self.interval
+        self.due = min(self._next_check, self._next_frame)
         with self._wake:
             if self._slot is not None:      # still encoding the last one: skip this frame
                 return

@@ -101,11 +101,20 @@ def encode_png(crop: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def scene_thumbnail(image: np.ndarray, width: int) -> np.ndarray:
-    """The whole RGB frame shrunk to ``width`` pixels wide (box filter), for the scene of a face."""
+def scene_thumbnail(image: np.ndarray, width: int, box: tuple | None = None) -> np.ndarray:
+    """The whole RGB frame shrunk to ``width`` pixels wide (area average), with the face's box
+    (x, y, w, h in frame pixels) outlined, for the scene of a face. OpenCV's INTER_AREA takes a
+    third of PIL's BOX filter's time on the same frame."""
+    import cv2
+
     arr = np.asarray(image)
-    height = max(1, round(arr.shape[0] * width / arr.shape[1]))
-    return np.asarray(Image.fromarray(arr).resize((width, height), Image.Resampling.BOX))
+    width = min(int(width), arr.shape[1])
+    scale = width / arr.shape[1]
+    small = cv2.resize(arr, (width, max(1, round(arr.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+    if box is not None:
+        x, y, w, h = (round(v * scale) for v in box)
+        cv2.rectangle(small, (x, y), (x + w, y + h), (255, 214, 0), 1)
+    return small
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 75) -> bytes:
