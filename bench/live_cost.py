@@ -8,8 +8,10 @@ on the cost model's 640x480 frame (bench/pi3/stages.py):
 - live_frame: what the live thread does for one frame while someone watches: boxes, track ids
   and labels drawn on a BGR copy, JPEG-encoded;
 - live_handover: the frame loop's share of a frame that is due (the copy and hand-over);
-- live_idle: LiveView.offer on a frame while nobody watches; live_check: the same when its
-  once-a-second stat of live.wanted is due.
+- live_idle: the daemon's test before LiveView.offer on a frame while nobody watches;
+  live_check: LiveView.offer when its once-a-second stat of live.wanted is due;
+- scene: a logged face's scene thumbnail (logging.scene_width = 160): shrunk, box drawn, JPEG;
+- noop: an empty call, the bench loop's own cost a call, subtracted from the others.
 
 and prints instructions, Pi-3 ms (the calibrated CPI band) and x86 ms for each, and the cost a
 second with one viewer at ``--fps``. Only these stages are counted (and MobileNetV2 for the CPI
@@ -31,7 +33,7 @@ pi3_cost.GUEST_DIR = ".pi3-live"       # not the corner a pi3_cost run beside it
 def items(faces: int, quality: int) -> list:
     it = pi3_cost.item
     return [it("live_frame", 10, faces=faces, quality=quality), it("live_handover", 50, faces=faces),
-            it("live_idle", 2000), it("live_check", 200), it("scene", 20, width=160),
+            it("live_idle", 2000), it("live_check", 200), it("scene", 20, width=160), it("noop", 2000),
             it("mobilenet_v2", 3)]
 
 
@@ -59,13 +61,17 @@ def main(argv=None) -> int:
         return 2
     cpi = pi3_cost.cpi_band({"mobilenet_v2": counted[plan[-1].key]}, True, None)
     rows = {}
+    noop = counted[pi3_cost.item("noop", 2000).key]["instructions"]     # the bench loop's own call
     for it in plan[:-1]:
-        n = counted[it.key]["instructions"]
+        if it.stage == "noop":
+            continue
+        n = max(0, counted[it.key]["instructions"] - noop)
         rows[it.stage] = {"instructions": n, "pi3_ms": [round(pi3_cost.ms_of(n, c), 4) for c in (cpi["low"], cpi["high"])],
                           "x86_ms": round(x86[it.key], 4), "note": counted[it.key].get("note", "")}
     watched = rows["live_frame"]["instructions"] + rows["live_handover"]["instructions"]
     idle = rows["live_idle"]["instructions"] * args.frame_fps + rows["live_check"]["instructions"]
     result = {"faces": args.faces, "fps": args.fps, "quality": args.quality, "cpi": cpi, "stages": rows,
+              "call_overhead_instructions": noop,
               "one_viewer_per_s": {"instructions": round(watched * args.fps),
                                    "pi3_ms": [round(pi3_cost.ms_of(watched * args.fps, c), 2)
                                               for c in (cpi["low"], cpi["high"])],
@@ -76,7 +82,8 @@ def main(argv=None) -> int:
                                         "pi3_ms": [round(pi3_cost.ms_of(idle, c), 4) for c in (cpi["low"], cpi["high"])]},
               "run": {"counted": info["counted"], "cached": info["cached"], "check": info["check"],
                       "stale": info["stale"]}}
-    print(f"CPI {cpi['low']}-{cpi['high']} at 1.2 GHz; {args.faces} faces, quality {args.quality}")
+    print(f"CPI {cpi['low']}-{cpi['high']} at 1.2 GHz; {args.faces} faces, quality {args.quality}; "
+          f"instructions net of the bench loop's own call ({noop:,})")
     for stage, row in rows.items():
         print(f"  {stage:14s} {row['instructions'] / 1e6:10.3f} M  Pi-3 {row['pi3_ms'][0]:.3f}-{row['pi3_ms'][1]:.3f} ms"
               f"  x86 {row['x86_ms']:.3f} ms  ({row['note']})")

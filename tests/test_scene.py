@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import numpy as np
+import pytest
 
 from edge.store import schema
 from edge.store.database import Store
@@ -80,3 +81,38 @@ def test_a_store_of_schema_1_is_migrated_and_keeps_its_rows(tmp_path):
         assert old.scene_file is None and old.scene_bytes == 0 and verify(store) == []
         new = store.log_face(_record(1), synthetic_face(1), scene_thumbnail(_frame(), 160))
         assert store.get(new).scene_file and verify(store) == []
+
+
+@pytest.mark.slow   # the real daemon in a subprocess
+@pytest.mark.timeout(900)
+def test_the_daemon_keeps_a_scene_with_each_face_when_configured(tiny_model, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from edge.capture.sources import DemoSource
+    from tests.review_support import REPO
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    demo = DemoSource(640, 480)
+    demo.open()
+    for i in range(3):
+        Image.fromarray(demo.read()).save(folder / f"{i}.png")
+    config = tmp_path / "c.toml"
+    config.write_text("[logging]\nmin_interval_s = 0\nscene_width = 160\n")
+    state = tmp_path / "state"
+    out = subprocess.run([sys.executable, "-m", "edge", "run", "--config", str(config), "--source", f"dir:{folder}",
+                          "--state", str(state), "--model", str(tiny_model)], capture_output=True, text=True, check=False,
+                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["logged"] == 3
+    with Store(state) as store:
+        faces = store.faces()
+        assert len(faces) == 3 and all(f.scene_file for f in faces) and verify(store) == []
+        for face in faces:
+            with Image.open(state / face.scene_file) as im:
+                assert im.size == (160, 120) and im.format == "JPEG"

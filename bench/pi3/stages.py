@@ -378,6 +378,11 @@ def build_live_check(inputs, params):
     return check, "stat of a missing live.wanted"
 
 
+def build_noop(inputs, params):
+    """An empty call: the loop's own cost a call, which the live-view stages are read net of."""
+    return (lambda: None), "nothing"
+
+
 def build_scene(inputs, params):
     """A logged face's scene thumbnail (logging.scene_width): the frame shrunk and JPEG-encoded."""
     from edge.store.records import encode_jpeg, scene_thumbnail
