@@ -22,7 +22,7 @@ TOKEN = "test-token-0123456789abcdef"
 @pytest.fixture()
 def state_dir(tmp_path):
     d = tmp_path / "state"
-    fill_store(d, 12)
+    fill_store(d, 12, scenes=True)
     return d
 
 
