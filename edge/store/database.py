@@ -391,22 +391,17 @@ class Store:
         A path that would leave the crops directory (a tampered database) is refused.
         """
         face = self.get(face_id)
-        if face is None:
-            return None
-        path = (self.state_dir / face.crop_file).resolve()
-        if not path.is_relative_to(self.crops_dir.resolve()):
-            raise StoreError(f"row {face_id} points outside {self.crops_dir}: {face.crop_file!r}")
-        return path
+        return None if face is None else self._in_crops(face_id, face.crop_file)
 
     def scene_path(self, face_id: int) -> Path | None:
-        """The scene thumbnail of a row, from the database only; None for an unknown id or a row
-        without one. A path that would leave the crops directory is refused, as for crops."""
+        """The scene thumbnail of a row, as crop_path; None also for a row without one."""
         face = self.get(face_id)
-        if face is None or not face.scene_file:
-            return None
-        path = (self.state_dir / face.scene_file).resolve()
+        return None if face is None or not face.scene_file else self._in_crops(face_id, face.scene_file)
+
+    def _in_crops(self, face_id: int, rel: str) -> Path:
+        path = (self.state_dir / rel).resolve()
         if not path.is_relative_to(self.crops_dir.resolve()):
-            raise StoreError(f"row {face_id} points outside {self.crops_dir}: {face.scene_file!r}")
+            raise StoreError(f"row {face_id} points outside {self.crops_dir}: {rel!r}")
         return path
 
     def summary(self) -> dict:
