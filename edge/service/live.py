@@ -171,7 +171,7 @@ class LiveView:
                 if self.watched:        # the viewer may have gone while it was drawn
                     write_replace(self.frame_path, data)
                     self.frames_written += 1
-            except Exception as exc:   # the live view must never stop the camera
+            except Exception as exc:  # noqa: BLE001 - the live view must never stop the camera
                 log.warning("live view frame not written: %s", exc)
             with self._wake:
                 self._slot = None
