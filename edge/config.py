@@ -121,6 +121,10 @@ class LoggingConfig:
                                      "otherwise at most every this many seconds (0 = every frame)", min=0.0)
     level: str = _f("info", "log level of the daemon's own messages",
                     choices=("debug", "info", "warning", "error"))
+    scene_width: int = _f(0, "also keep a small JPEG of the whole frame, this many pixels wide, with each "
+                             "logged face, so the review page can show the face in its scene (0 = off: about "
+                             "4 KB a row at 160 px on the Pi's SD card; its cost is in docs/review.md)",
+                          min=0, max=640)
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,15 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    fps: float = _f(2.0, "frames a second of the review page's live view, while someone watches it (the daemon "
+                         "then draws boxes, tracks and labels on a copy of the frame and JPEG-encodes it beside "
+                         "the frame loop, about 10 ms of one Pi-3 core a frame); nobody watching costs nothing. "
+                         "0 = no live view", min=0.0, max=15.0)
+    quality: int = _f(70, "JPEG quality of the live view's frames", min=10, max=95)
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -192,6 +205,7 @@ class Config:
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     def with_overrides(self, **sections: dict) -> "Config":
         """A copy with some keys replaced, e.g. ``with_overrides(camera={"source": "demo"})``."""

@@ -119,9 +119,11 @@ def chromium(width: int = 1440, height: int = 900):
 MODEL_SHA = "5eed" * 16
 
 
-def fill_store(state_dir: Path, n: int = 21, t0: float = 1_795_000_000.0, seed: int = 0) -> list[int]:
+def fill_store(state_dir: Path, n: int = 21, t0: float = 1_795_000_000.0, seed: int = 0,
+               scenes: bool = False) -> list[int]:
     """``n`` synthetic faces logged through the real store: labels cycle through LABELS, confidences
-    spread over 0.2..0.95, five seconds apart, three faces per track. Returns their ids."""
+    spread over 0.2..0.95, five seconds apart, three faces per track; with ``scenes``, every other
+    face with a scene thumbnail. Returns their ids."""
     from edge.contracts.labels import LABELS
     from edge.store.database import Store
     from edge.store.records import FaceRecord
@@ -137,5 +139,6 @@ def fill_store(state_dir: Path, n: int = 21, t0: float = 1_795_000_000.0, seed: 
             probs = {l: (confidence if l == label else float(next(others))) for l in LABELS}
             record = FaceRecord(ts=t0 + 5 * i, frame=10 * i, track=i // 3, box=(40, 30, 64, 64), label=label,
                                 confidence=confidence, probs=probs, model_sha256=MODEL_SHA, source="test")
-            ids.append(store.log_face(record, synthetic_face(seed * 1000 + i, 48, i)))
+            scene = np.full((120, 160, 3), 40 + 10 * (i % 7), np.uint8) if scenes and i % 2 == 0 else None
+            ids.append(store.log_face(record, synthetic_face(seed * 1000 + i, 48, i), scene))
     return ids

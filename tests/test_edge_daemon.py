@@ -300,11 +300,11 @@ def test_full_disk_keeps_running_counts_and_resumes(tiny_model, tmp_path, monkey
     real = store_module.Store.log_face
     calls = {"n": 0}
 
-    def full_for_a_while(self, record, crop):
+    def full_for_a_while(self, record, crop, scene=None):
         calls["n"] += 1
         if 3 <= calls["n"] <= 6:
             raise store_module.StoreFullError("writing a crop")
-        return real(self, record, crop)
+        return real(self, record, crop, scene)
 
     monkeypatch.setattr(store_module.Store, "log_face", full_for_a_while)
     folder = tmp_path / "pics"

@@ -22,7 +22,7 @@ TOKEN = "test-token-0123456789abcdef"
 @pytest.fixture()
 def state_dir(tmp_path):
     d = tmp_path / "state"
-    fill_store(d, 12)
+    fill_store(d, 12, scenes=True)
     return d
 
 
@@ -123,7 +123,7 @@ def test_schemathesis_finds_no_server_errors(state_dir, tmp_path):
             capture_output=True, text=True, timeout=600, cwd=tmp_path)
         summary = proc.stdout[-2500:]
         assert proc.returncode == 0, summary + proc.stderr[-2000:]
-        assert "No issues found" in summary and "6 selected" in proc.stdout, summary
+        assert "No issues found" in summary and "7 selected" in proc.stdout, summary
         info = httpx.get(f"{base}/api/stats", headers={"x-moodcam-token": TOKEN}).json()
         assert info["total"] == 12
     # Hundreds of fuzzed reviews later the store is intact: no row lost, every crop in place.

@@ -254,3 +254,86 @@ def test_paging_select_all_and_bulk_accept(tmp_path):
         assert store.count(reviewed=True) == 130
         assert all(f.review_label == f.label for f in store.faces(reviewed=True))
         assert store.count(reviewed=False) == 2
+
+
+def test_tracks_scene_and_live_view_in_chromium(state_dir):
+    """g groups the faces of a track into one card: Enter accepts the whole track, e opens it to
+    judge one face; v shows a face in its scene; l shows the live view the server streams."""
+    import threading
+
+    import cv2
+    import numpy as np
+
+    from edge.service.live import FRAME_NAME
+    from edge.store.database import Store
+    from edge.store.records import FaceRecord, scene_thumbnail
+    from tests.review_support import MODEL_SHA, synthetic_face
+
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    with Store(state_dir) as store:
+        probs = {label: 1 / len(LABELS) for label in LABELS}
+        record = FaceRecord(ts=1_796_000_000.0, frame=1, track=99, box=(200, 150, 100, 100), label="happy",
+                            confidence=0.6, probs=probs, model_sha256=MODEL_SHA, source="test")
+        assert store.log_face(record, synthetic_face(99), scene_thumbnail(frame, 160, record.box)) == N + 1
+    # What the daemon writes while a viewer is connected (edge.service.live), kept fresh meanwhile.
+    live_jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
+    done = threading.Event()
+
+    def daemon_side():
+        while not done.wait(0.5):
+            (state_dir / ".live.tmp").write_bytes(live_jpeg)
+            (state_dir / ".live.tmp").rename(state_dir / FRAME_NAME)
+    writer = threading.Thread(target=daemon_side, daemon=True)
+    writer.start()
+    shown = "return [...document.querySelectorAll('#grid .card')].filter(c => !c.hidden).map(c => Number(c.dataset.id))"
+    try:
+        with review_server("--state", str(state_dir)) as (base, _), chromium() as driver:
+            from selenium.webdriver.common.keys import Keys
+
+            page = Page(driver, base)
+            page.open()
+            page.until_count(N + 1)
+            assert driver.execute_script(shown) == list(range(N + 1, 0, -1))   # not grouped until g
+            page.keys("g")
+            # fill_store: three faces a track (ids 1-3 are track 0, ...); the newest face heads each card.
+            assert driver.execute_script(shown) == [22, 21, 18, 15, 12, 9, 6, 3]
+            assert driver.execute_script("return document.querySelector('.card[data-id=\"21\"] .stack').textContent") == "×3"
+            page.keys(Keys.ARROW_RIGHT)
+            assert page.focused() == 21
+            assert "track 6" in driver.find_element("css selector", "#target").text
+            page.keys(Keys.ENTER)                                   # the whole track: 21, 20, 19
+            for face_id in (21, 20, 19):
+                page.until_verdict(face_id, predicted(face_id))
+            assert page.focused() == 18
+            page.keys("e")                                          # open track 5: its faces one by one
+            assert driver.execute_script(shown) == [22, 21, 18, 17, 16, 15, 12, 9, 6, 3]
+            page.keys(Keys.ARROW_RIGHT, "5")                        # 17 alone is sad
+            page.until_verdict(17, "sad")
+            page.keys("e")                                          # closed again: focus on its card
+            assert page.focused() == 18 and driver.execute_script(shown) == [22, 21, 18, 15, 12, 9, 6, 3]
+            page.saved()
+
+            page.keys(Keys.HOME, "v")                               # face 22 in its scene
+            page.wait.until(lambda d: d.execute_script(
+                "const i = document.querySelector('#scene-img'); return !document.querySelector('#scene').hidden "
+                "&& i.complete && i.naturalWidth === 160"))
+            page.keys(Keys.ESCAPE)
+            assert driver.execute_script("return document.querySelector('#scene').hidden")
+
+            page.keys("l")                                          # the live view, streamed as MJPEG
+            page.wait.until(lambda d: d.execute_script(
+                "const i = document.querySelector('#live-img'); return i.naturalWidth === 640 && i.naturalHeight === 480"))
+            page.wait.until(lambda d: "daemon sees" in d.find_element("css selector", "#live-status").text)
+            page.keys("l")
+            assert driver.execute_script("return document.querySelector('#live').hidden "
+                                         "&& !document.querySelector('#live-img').hasAttribute('src')")
+            page.keys("g")
+            assert len(driver.execute_script(shown)) == N + 1
+            logs = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+            assert not logs, logs
+    finally:
+        done.set()
+        writer.join()
+    with Store(state_dir, readonly=True) as store:
+        got = {f.id: f.review_label for f in store.faces(reviewed=True)}
+    assert got == {21: predicted(21), 20: predicted(20), 19: predicted(19), 17: "sad"}

@@ -307,6 +307,91 @@ def build_frame(inputs, params):
     return (lambda: pipeline.process(frame)), f"{faces} faces"
 
 
+def _live_faces(inputs, faces: int):
+    from edge.service.live import Annotation
+
+    labels = ("happy", "neutral", "surprise")
+    return [Annotation(tuple(box), k + 1, labels[k % 3], 0.87) for k, box in enumerate(inputs["boxes"][:faces])]
+
+
+def build_live_frame(inputs, params):
+    """One live-view frame as the daemon's live thread makes it while someone watches: the faces'
+    boxes, track ids and labels drawn on a BGR copy of the frame, and the copy JPEG-encoded."""
+    from edge.service.live import live_frame
+
+    frame, faces = inputs["frame"], _live_faces(inputs, params["faces"])
+    size = len(live_frame(frame, faces, params["quality"]))
+    return (lambda: live_frame(frame, faces, params["quality"])), f"{params['faces']} faces, {size} bytes"
+
+
+def build_live_handover(inputs, params):
+    """LiveView.offer on a frame that is due while someone watches: the frame loop's share (a copy of
+    the frame and the faces' annotations handed to the live thread, which is kept from taking it)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from edge.service.live import LiveView
+
+    folder = tempfile.mkdtemp()
+    live = LiveView(Path(folder), fps=2.0, quality=70)
+    live.watched, live._next_check, live._thread = True, float("inf"), object()   # watched, no encoder
+    faces = [SimpleNamespace(track_id=a.track, box=a.box, smoothed=SimpleNamespace(label=a.label, confidence=0.87))
+             for a in _live_faces(inputs, params["faces"])]
+    frame = inputs["frame"]
+
+    def handover():
+        live._slot, live._next_frame = None, 0.0
+        live.offer(1.0, frame, faces)
+    return handover, f"{params['faces']} faces"
+
+
+def build_live_idle(inputs, params):
+    """The daemon's test before LiveView.offer on a frame while nobody watches and no look at the
+    wanted file is due: what the live view costs the frame loop then (the stat a second: live_check)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from edge.service.live import LiveView
+
+    daemon = SimpleNamespace(live=LiveView(Path(tempfile.mkdtemp()), fps=2.0, quality=70))
+    daemon.live.due = float("inf")
+    frame = SimpleNamespace(ts=1.0, image=inputs["frame"])
+
+    def idle():
+        if daemon.live is not None and frame.ts >= daemon.live.due:     # as Daemon.loop tests it
+            daemon.live.offer(frame.ts, frame.image, ())
+    return idle, "nobody watching: the daemon's test before offer"
+
+
+def build_live_check(inputs, params):
+    """LiveView.offer when its once-a-second look at the wanted file is due and nobody watches."""
+    import tempfile
+
+    from edge.service.live import LiveView
+
+    live = LiveView(Path(tempfile.mkdtemp()), fps=2.0, quality=70)
+    frame, faces = inputs["frame"], []
+
+    def check():
+        live._next_check = 0.0
+        live.offer(1.0, frame, faces)
+    return check, "stat of a missing live.wanted"
+
+
+def build_noop(inputs, params):
+    """An empty call: the loop's own cost a call, which the live-view stages are read net of."""
+    return (lambda: None), "nothing"
+
+
+def build_scene(inputs, params):
+    """A logged face's scene thumbnail (logging.scene_width): the frame shrunk and JPEG-encoded."""
+    from edge.store.records import encode_jpeg, scene_thumbnail
+
+    frame, width, box = inputs["frame"], params["width"], tuple(inputs["boxes"][0])
+    size = len(encode_jpeg(scene_thumbnail(frame, width, box)))
+    return (lambda: encode_jpeg(scene_thumbnail(frame, width, box))), f"{width} px wide, {size} bytes"
+
+
 def build_mobilenet_v2(inputs, params):
     """The calibration model: MobileNetV2 int8 224x224, one thread, as XNNPACK's published figure."""
     from edge.vision.interpreter import make_interpreter

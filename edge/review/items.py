@@ -24,6 +24,7 @@ class ReviewItem:
     probs: tuple[float, ...] = ()
     model_sha256: str | None = None
     name: str = ""                 # a display name (folder mode: the picture's relative path)
+    scene: bool = False            # a thumbnail of the whole frame was kept (logging.scene_width)
 
     @property
     def reviewed(self) -> bool:
@@ -35,6 +36,7 @@ class ReviewItem:
         d["confidence"] = _finite(self.confidence)
         d["reviewed"] = self.reviewed
         d["crop_url"] = f"/api/faces/{self.id}/crop"
+        d["scene_url"] = f"/api/faces/{self.id}/scene" if self.scene else None
         return d
 
 

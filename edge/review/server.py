@@ -7,9 +7,12 @@ The API (its OpenAPI schema is at ``/openapi.json``):
     GET  /api/faces                one page of items, filtered and sorted, and the total
     GET  /api/faces/{id}           one item
     GET  /api/faces/{id}/crop      its picture (by id only; nothing from the request names a path)
+    GET  /api/faces/{id}/scene     the whole frame it was seen in, when kept (logging.scene_width)
     POST /api/reviews              label / accept / not_face / clear items, all at once; returns
                                    each item before and after, which is what the page's undo uses
     GET  /api/stats                counts per class, the accuracy estimate, the confusion matrix
+    GET  /api/live                 the daemon's live view: an MJPEG stream (multipart/x-mixed-replace)
+    GET  /api/live/frame           one live frame (JPEG), waiting up to 3 s for the daemon
 """
 from __future__ import annotations
 
@@ -20,12 +23,13 @@ from typing import Literal
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.contracts.labels import LABELS
 from edge.review import queries
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange
+from edge.review.live import MEDIA_TYPE, LiveFiles
 from edge.review.security import HEADER, Guard, cookie_name, is_loopback
 
 STATIC = Path(__file__).parent / "static"
@@ -72,6 +76,8 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
     app = FastAPI(title="moodcam review", version="1", description=__doc__, docs_url=None, redoc_url=None)
     app.state.source = source
     app.state.guard = guard
+    # The live view needs the daemon's state directory (store mode); a folder has none.
+    live = LiveFiles(source.state_dir) if getattr(source, "mode", "") == "store" else None
 
     @app.middleware("http")
     async def guard_requests(request: Request, call_next):
@@ -109,7 +115,7 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
     def info() -> dict:
         """What is reviewed, the labels in key order (1..7) and the token that POSTs carry."""
         return {"mode": source.mode, "source": source.description, "labels": list(LABELS),
-                "write_token": guard.write_token, "token_header": HEADER}
+                "write_token": guard.write_token, "token_header": HEADER, "live": live is not None}
 
     @app.get("/api/faces")
     def faces(
@@ -149,6 +155,15 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
             return FileResponse(data, media_type=media_type, headers=headers)
         return Response(data, media_type=media_type, headers=headers)
 
+    @app.get("/api/faces/{item_id}/scene", responses={200: {"content": {"image/jpeg": {}}}})
+    def scene(item_id: int = PathParam(ge=1, le=MAX_ID)):
+        """The thumbnail of the whole frame the face was seen in, when the daemon kept one."""
+        try:
+            path, media_type = source.scene(item_id)
+        except (NotFound, AttributeError):     # a folder keeps no scenes
+            raise HTTPException(404, f"no scene kept for item {item_id}") from None
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=600"})
+
     @app.post("/api/reviews")
     def review(request: ReviewRequest = Body(...)) -> dict:
         """Apply reviews at once (saved before the reply). All ids are checked first: a bulk
@@ -178,6 +193,32 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
         """Reviewed N of M, per-class counts, accuracy (95% Wilson interval) and the confusion
         matrix of prediction (rows) vs reviewer label (columns, plus not_face)."""
         return queries.stats(source, _filters((), None, min_confidence, max_confidence, since, until))
+
+    def no_live():
+        return HTTPException(404, "no live view here: it shows the daemon's camera, so serve its state "
+                                  "directory (--state DIR), not a folder")
+
+    # Not in the OpenAPI schema: a stream that lasts while it is watched is no request-response
+    # operation (a schema fuzzer would wait on it forever), and a 503 is their normal answer when
+    # no daemon runs. docs/review.md documents both.
+    @app.get("/api/live", include_in_schema=False)
+    def live_stream():
+        """The daemon's frames with faces, tracks and labels drawn, while this request stays open.
+        The daemon draws them only while someone watches, at its [live] fps."""
+        if live is None:
+            raise no_live()
+        return StreamingResponse(live.stream(), media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/live/frame", include_in_schema=False)
+    async def live_frame():
+        """One live frame; 503 when the daemon writes none within 3 s (not running, or [live] fps = 0)."""
+        if live is None:
+            raise no_live()
+        data = await live.wait_frame(3.0)
+        if data is None:
+            raise HTTPException(503, "no live frame: is the daemon running on this state directory, with "
+                                     "[live] fps above 0?")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     return app
 

@@ -29,7 +29,8 @@ def to_item(row) -> ReviewItem:
         review_label=row.review_label, not_face=bool(row.not_face), reviewed_at=row.reviewed_at,
         track=None if track is None else int(track), frame=getattr(row, "frame", None),
         probs=tuple(float((row.probs or {}).get(label, 0.0)) for label in LABELS) if row.probs else (),
-        model_sha256=getattr(row, "model_sha256", None), name=str(getattr(row, "crop_file", "") or ""))
+        model_sha256=getattr(row, "model_sha256", None), name=str(getattr(row, "crop_file", "") or ""),
+        scene=bool(getattr(row, "scene_file", None)))
 
 
 def _query_args(filters: Filters) -> dict:
@@ -112,6 +113,17 @@ class StoreSource:
         if self.state_dir not in path.parents or not path.is_file():
             raise NotFound(item_id)
         return path
+
+    def scene(self, item_id: int) -> tuple[Path, str]:
+        """The frame thumbnail kept with a face (JPEG), by id from the database only."""
+        try:
+            with self._lock:
+                path = self.store.scene_path(item_id)
+        except StoreError:
+            raise NotFound(item_id) from None
+        if path is None or self.state_dir not in Path(path).resolve().parents or not Path(path).is_file():
+            raise NotFound(item_id)
+        return Path(path), "image/jpeg"
 
     def crop(self, item_id: int) -> tuple[Path, str]:
         path = self.crop_file(item_id)

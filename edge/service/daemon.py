@@ -28,6 +28,7 @@ from edge.cliutil import EXIT_CAMERA, EXIT_DETECTOR, EXIT_MODEL, EXIT_OK, EXIT_S
 from edge.config import Config, ConfigError, retention_policy
 from edge.contracts.crop import crop_face
 from edge.contracts.modelfile import ModelFileError
+from edge.service.live import LiveView
 from edge.service.logpolicy import LogPolicy
 from edge.service.mqtt import NoPublisher, make_publisher
 from edge.service.notify import Notifier
@@ -36,7 +37,7 @@ from edge.store import retention
 from edge.store.database import Store
 from edge.store.layout import default_state_dir
 from edge.store.models import resolve_model
-from edge.store.records import FaceRecord, StoreError, StoreFullError
+from edge.store.records import FaceRecord, StoreError, StoreFullError, scene_thumbnail
 from edge.vision.detect import Detector
 from edge.vision.pipeline import (
     DetectionFailed,
@@ -91,6 +92,7 @@ class Daemon:
         self.notifier = None
         self.camera = self.store = self.classifier = self.pipeline = None
         self._retention = None
+        self.live = None
         self._old_signals: dict = {}
         self.mqtt = NoPublisher()
         self.metrics = None
@@ -107,6 +109,7 @@ class Daemon:
         self.start_retention()
         self.start_mqtt()
         self.start_metrics()
+        self.start_live()
         self.start_camera()
         self.start_signals()
         self.notifier.ready(f"camera {self.camera.name}, model {self.classifier.meta.name}")
@@ -119,6 +122,7 @@ class Daemon:
             self.notifier.stopping()
         self.stop_signals()
         self.stop_camera()
+        self.stop_live()
         self.stop_metrics()
         self.stop_mqtt()
         self.stop_retention()
@@ -210,6 +214,17 @@ class Daemon:
 
             self.metrics = MetricsServer(self, self.config.metrics)
             self.metrics.start()
+
+    def start_live(self) -> None:
+        """The review page's live view (edge.service.live): idle until a viewer asks for frames."""
+        cfg = self.config.live
+        if cfg.fps > 0:
+            self.live = LiveView(self.state_dir, cfg.fps, cfg.quality)
+
+    def stop_live(self) -> None:
+        if self.live is not None:
+            self.live.close()
+            self.live = None
 
     def start_camera(self) -> None:
         cfg = self.config.camera
@@ -324,6 +339,8 @@ class Daemon:
             t0 = time.perf_counter()
             self.log_faces(result)
             result.ms["log"] = (time.perf_counter() - t0) * 1e3
+            if self.live is not None and frame.ts >= self.live.due:   # nobody watching: once a second
+                self.live.offer(frame.ts, frame.image, result.faces)
             self.policy.forget(result.ended)
             self._faces_now = len(result.faces)
             self.mqtt.frame(result.faces)
@@ -365,8 +382,10 @@ class Daemon:
                 ts=frame.ts, frame=frame.index, track=face.track_id, box=tuple(face.box), label=label,
                 confidence=face.smoothed.confidence, probs=dict(zip(self.classifier.meta.labels, face.smoothed.probs)),
                 model_sha256=self.classifier.meta.tflite_sha256, source=self.camera.name)
+            width = self.config.logging.scene_width       # 0: no scene kept
+            scene = scene_thumbnail(frame.image, width, face.box) if width else None
             try:
-                row_id = self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop))
+                row_id = self.store.log_face(record, crop_face(frame.image, face.box, self._log_crop), scene)
             except StoreFullError as exc:
                 self.stats.dropped += 1
                 self._store_retry_at = time.monotonic() + self.config.store.retry_full_s

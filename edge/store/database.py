@@ -4,6 +4,7 @@ Layout under the state directory (dirs 0700, files 0600)::
 
     moodcam.db (+ -wal, -shm)      rows: time, frame, track, box, label, probs, model, crop file, review
     crops/YYYY-MM-DD/<name>.png    the face crop each row points at (UTC date of the face)
+    crops/YYYY-MM-DD/<name>.jpg    optionally, a small JPEG of the whole frame (its scene), same rules
     .writer.lock                   flock: crop writers hold it shared, start-up cleanup exclusive
     .reserve                       1 MiB of allocated space, given up only to delete on a full disk
 
@@ -48,7 +49,16 @@ from edge.store.files import is_disk_full as _is_full
 from edge.store.layout import CROPS_DIR, DB_NAME, LOCK_NAME, RESERVE_BYTES, RESERVE_NAME, default_state_dir
 from edge.store.leftovers import remove_leftovers
 from edge.store.queries import COLUMNS, ORDER_SQL, ORDERS, filter_sql, row_to_face
-from edge.store.records import FaceRecord, LoggedFace, StoreError, StoreFullError, check_record, encode_png, iso_utc
+from edge.store.records import (
+    FaceRecord,
+    LoggedFace,
+    StoreError,
+    StoreFullError,
+    check_record,
+    encode_jpeg,
+    encode_png,
+    iso_utc,
+)
 from edge.store.reserve import Reserve
 from edge.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -207,7 +217,8 @@ class Store:
                 done["skipped"] = True
                 return done
             try:
-                known = {row[0] for row in self._db.execute("SELECT crop_file FROM faces")}
+                known = {row[0] for row in self._db.execute(
+                    "SELECT crop_file FROM faces UNION ALL SELECT scene_file FROM faces WHERE scene_file IS NOT NULL")}
                 done |= remove_leftovers(self.crops_dir, known)
             finally:
                 if self._writer_locked:
@@ -261,8 +272,9 @@ class Store:
 
     # --- writing faces -------------------------------------------------------------------------
 
-    def log_face(self, record: FaceRecord, crop: np.ndarray) -> int:
-        """Write the crop file durably, then the row; returns the row id.
+    def log_face(self, record: FaceRecord, crop: np.ndarray, scene: np.ndarray | None = None) -> int:
+        """Write the crop file (and the scene thumbnail, an RGB array, when given) durably, then the
+        row; returns the row id.
 
         Raises StoreFullError (and leaves nothing behind) when the disk is full; the caller keeps
         running and simply tries again with the next face.
@@ -271,11 +283,13 @@ class Store:
             raise StoreError(f"store at {self.state_dir} was opened read-only")
         check_record(record)
         png = encode_png(crop)
+        jpeg = None if scene is None else encode_jpeg(scene)
         ts = float(record.ts)
         day = datetime.fromtimestamp(ts, tz=timezone.utc)
         name = f"{day:%H%M%S}-f{int(record.frame)}-t{int(record.track)}-{secrets.token_hex(4)}.png"
         rel = f"{CROPS_DIR}/{day:%Y-%m-%d}/{name}"
         final = self.state_dir / rel
+        scene_rel = None if jpeg is None else rel.removesuffix(".png") + ".jpg"
         with self._lock:
             self._check_open()
             if self.reserve.missing and not self.reserve.ensure():
@@ -290,21 +304,26 @@ class Store:
                 self._writer_locked = True
             self._write_file(final, png)
             try:
+                if scene_rel is not None:
+                    self._write_file(self.state_dir / scene_rel, jpeg)
                 with self._write(what="logging a face"):
                     cur = self._db.execute(
                         "INSERT INTO faces (ts, ts_iso, frame, track, box_x, box_y, box_w, box_h, label, confidence, "
-                        "probs, model_sha256, source, crop_file, crop_bytes) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "probs, model_sha256, source, crop_file, crop_bytes, scene_file, scene_bytes) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (ts, iso_utc(ts), int(record.frame), int(record.track), *(int(v) for v in record.box),
                          record.label, float(record.confidence),
                          json.dumps({k: float(v) for k, v in record.probs.items()}),
-                         record.model_sha256, record.source, rel, len(png)))
+                         record.model_sha256, record.source, rel, len(png), scene_rel,
+                         0 if jpeg is None else len(jpeg)))
                     face_id = int(cur.lastrowid)
             except BaseException:
                 # Remove the crop unless its row made it after all (an interrupt can land between
                 # COMMIT and here); when unsure, leave it: the next start-up cleanup decides.
                 with contextlib.suppress(OSError, sqlite3.Error):
                     if self._db.execute("SELECT 1 FROM faces WHERE crop_file = ?", (rel,)).fetchone() is None:
+                        if scene_rel is not None:
+                            (self.state_dir / scene_rel).unlink(missing_ok=True)
                         final.unlink()
                 raise
         return face_id
@@ -372,11 +391,17 @@ class Store:
         A path that would leave the crops directory (a tampered database) is refused.
         """
         face = self.get(face_id)
-        if face is None:
-            return None
-        path = (self.state_dir / face.crop_file).resolve()
+        return None if face is None else self._in_crops(face_id, face.crop_file)
+
+    def scene_path(self, face_id: int) -> Path | None:
+        """The scene thumbnail of a row, as crop_path; None also for a row without one."""
+        face = self.get(face_id)
+        return None if face is None or not face.scene_file else self._in_crops(face_id, face.scene_file)
+
+    def _in_crops(self, face_id: int, rel: str) -> Path:
+        path = (self.state_dir / rel).resolve()
         if not path.is_relative_to(self.crops_dir.resolve()):
-            raise StoreError(f"row {face_id} points outside {self.crops_dir}: {face.crop_file!r}")
+            raise StoreError(f"row {face_id} points outside {self.crops_dir}: {rel!r}")
         return path
 
     def summary(self) -> dict:
@@ -438,28 +463,30 @@ class Store:
         if not ids:
             return 0, 0
         try:
-            files = self._delete_rows(ids)
+            rows, files = self._delete_rows(ids)
         except StoreFullError:
             if not self.reserve.release():
                 raise
-            files = self._delete_rows(ids)
+            rows, files = self._delete_rows(ids)
         freed = 0
         for rel, size in files:
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / rel).unlink()
                 freed += size
-        return len(files), freed
+        return rows, freed
 
-    def _delete_rows(self, ids: list[int]) -> list[tuple[str, int]]:
-        files: list[tuple[str, int]] = []
+    def _delete_rows(self, ids: list[int]) -> tuple[int, list[tuple[str, int]]]:
+        """(rows deleted, their files with sizes: each crop, and each scene thumbnail kept)."""
+        rows, files = 0, []
         with self._write(durable=True, what="deleting old faces"):
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                files += self._db.execute(f"SELECT crop_file, crop_bytes FROM faces WHERE id IN ({marks})",
-                                          chunk).fetchall()
-                self._db.execute(f"DELETE FROM faces WHERE id IN ({marks})", chunk)
-        return files
+                files += self._db.execute(f"SELECT crop_file, crop_bytes FROM faces WHERE id IN ({marks}) UNION ALL "
+                                          f"SELECT scene_file, scene_bytes FROM faces WHERE id IN ({marks}) "
+                                          "AND scene_file IS NOT NULL", chunk + chunk).fetchall()
+                rows += self._db.execute(f"DELETE FROM faces WHERE id IN ({marks})", chunk).rowcount
+        return rows, files
 
     def compact(self) -> None:
         """Give free database pages back to the file system and truncate the WAL."""

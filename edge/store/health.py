@@ -13,7 +13,7 @@ def disk_usage(store: Store) -> dict:
 
     {"db_bytes", "wal_bytes", "shm_bytes", "reserve_bytes", "crops_bytes", "total_bytes", "used_db_bytes",
      "free_bytes", "fs_bytes", "rows"}
-    crops_bytes is the sum of the crop files' sizes as recorded at write time; used_db_bytes
+    crops_bytes is the sum of the crop files' sizes (with the scene thumbnails') as recorded at write time; used_db_bytes
     counts the database pages in use (deleted rows leave free pages until compact()).
     """
     sizes = {}
@@ -23,7 +23,7 @@ def disk_usage(store: Store) -> dict:
             sizes[key] = os.stat(path).st_size
         except FileNotFoundError:
             sizes[key] = 0
-    (crops, rows), = store.read("SELECT COALESCE(SUM(crop_bytes), 0), COUNT(*) FROM faces")
+    (crops, rows), = store.read("SELECT COALESCE(SUM(crop_bytes + scene_bytes), 0), COUNT(*) FROM faces")
     (page_size,), = store.read("PRAGMA page_size")
     (pages,), = store.read("PRAGMA page_count")
     (free_pages,), = store.read("PRAGMA freelist_count")
@@ -41,7 +41,8 @@ def verify(store: Store, *, decode: bool = True) -> list[str]:
     """
     problems = []
     result = [r[0] for r in store.read("PRAGMA integrity_check")]
-    rows = store.read("SELECT id, crop_file FROM faces")
+    rows = store.read("SELECT id, crop_file FROM faces UNION ALL "
+                      "SELECT id, scene_file FROM faces WHERE scene_file IS NOT NULL")
     if result != ["ok"]:
         problems.append("integrity_check: " + "; ".join(result))
     known = set()

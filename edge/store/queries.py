@@ -9,16 +9,16 @@ from edge.store.records import LoggedFace, parse_time
 ORDERS = ("time", "time_desc", "confidence", "confidence_desc", "id")
 
 COLUMNS = ("id, ts, frame, track, box_x, box_y, box_w, box_h, label, confidence, probs, model_sha256, "
-            "source, crop_file, crop_bytes, review_label, not_face, reviewed_at")
+            "source, crop_file, crop_bytes, review_label, not_face, reviewed_at, scene_file, scene_bytes")
 
 
 def row_to_face(row: tuple) -> LoggedFace:
     (fid, ts, frame, track, bx, by, bw, bh, label, conf, probs, sha, source, crop_file, crop_bytes,
-     review_label, not_face, reviewed_at) = row
+     review_label, not_face, reviewed_at, scene_file, scene_bytes) = row
     return LoggedFace(ts=ts, frame=frame, track=track, box=(bx, by, bw, bh), label=label, confidence=conf,
                       probs=json.loads(probs), model_sha256=sha, source=source, id=fid, crop_file=crop_file,
                       review_label=review_label, not_face=bool(not_face), reviewed_at=reviewed_at,
-                      crop_bytes=crop_bytes)
+                      crop_bytes=crop_bytes, scene_file=scene_file, scene_bytes=scene_bytes)
 
 
 @dataclass(frozen=True)

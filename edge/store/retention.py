@@ -171,7 +171,7 @@ def _oldest_covering(store: Store, nbytes: float, *, reviewed: bool) -> list:
     batch, total = [], 0.0
     for face in store.faces(reviewed=reviewed, order="time", limit=_BATCH):
         batch.append(face)
-        total += face.crop_bytes + per_row
+        total += face.crop_bytes + face.scene_bytes + per_row
         if total >= nbytes:
             break
     return batch

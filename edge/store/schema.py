@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _migrate_0_to_1(db: sqlite3.Connection) -> None:
@@ -49,6 +49,12 @@ def _migrate_0_to_1(db: sqlite3.Connection) -> None:
         )""")
 
 
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    # A small JPEG of the whole frame beside the crop (logging.scene_width); NULL = none kept.
+    db.execute("ALTER TABLE faces ADD COLUMN scene_file TEXT")
+    db.execute("ALTER TABLE faces ADD COLUMN scene_bytes INTEGER NOT NULL DEFAULT 0")
+
+
 # MIGRATIONS[n] takes a database at schema n to n + 1, inside one transaction. Add a function
 # here (never edit an old one) and bump SCHEMA_VERSION when the schema changes.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_0_to_1, 1: _migrate_1_to_2}

@@ -18,7 +18,11 @@ const state = {
   queue: Promise.resolve(),
   pending: 0,
   loading: false,
+  grouped: localStorage.getItem("moodcam.grouped") === "1",  // one card per track (g)
+  groups: [],         // [{track, ids: [...] in grid order, lo, hi (ts), open}]
+  groupOf: new Map(), // id -> its group
 };
+const TRACK_GAP_S = 120;  // a track id seen again after this long is another track (the daemon restarted)
 
 // ---------- helpers ----------
 function el(tag, cls, text) {
@@ -130,6 +134,8 @@ async function load(reset) {
     if (reset) {
       state.items = [];
       state.byId.clear();
+      state.groups = [];
+      state.groupOf.clear();
       state.selected.clear();
       state.focus = 0;
       $("#grid").replaceChildren();
@@ -141,9 +147,11 @@ async function load(reset) {
       if (state.byId.has(item.id)) continue;  // a row logged meanwhile shifted the pages
       state.byId.set(item.id, state.items.length);
       state.items.push(item);
+      joinGroup(item);
       frag.appendChild(renderCard(item));
     }
     $("#grid").appendChild(frag);
+    layoutGroups();
     $("#empty").hidden = state.items.length > 0;
     $("#more").hidden = state.items.length >= state.total;
     paintFocus(false);
@@ -167,6 +175,97 @@ function refreshStats() {
   }, 150);
 }
 
+// ---------- tracks: one card per track (g), its faces stacked behind it; e opens it ----------
+function joinGroup(item) {
+  if (item.track === null || item.track === undefined) return;
+  let g = state.groups.find((x) => x.track === item.track && item.ts >= x.lo - TRACK_GAP_S && item.ts <= x.hi + TRACK_GAP_S);
+  if (!g) { g = { track: item.track, ids: [], lo: item.ts, hi: item.ts, open: false }; state.groups.push(g); }
+  g.ids.push(item.id);
+  g.lo = Math.min(g.lo, item.ts);
+  g.hi = Math.max(g.hi, item.ts);
+  state.groupOf.set(item.id, g);
+}
+function stackOf(index) {
+  // The faces a card stands for: its whole track when it heads a closed group, else itself.
+  const it = state.items[index];
+  const g = state.grouped ? state.groupOf.get(it.id) : null;
+  if (!g || g.open || g.ids[0] !== it.id) return [it];
+  return g.ids.map((id) => state.items[state.byId.get(id)]);
+}
+function isHidden(index) {
+  const it = state.items[index];
+  const g = state.grouped ? state.groupOf.get(it.id) : null;
+  return Boolean(g && !g.open && g.ids[0] !== it.id);
+}
+function visible() {
+  const out = [];
+  for (let i = 0; i < state.items.length; i++) if (!isHidden(i)) out.push(i);
+  return out;
+}
+function layoutGroups() {
+  const cards = $("#grid").children;
+  for (let i = 0; i < state.items.length; i++) {
+    const card = cards[i], it = state.items[i];
+    const g = state.grouped ? state.groupOf.get(it.id) : null;
+    card.hidden = isHidden(i);
+    const head = Boolean(g && g.ids.length > 1 && g.ids[0] === it.id);
+    card.classList.toggle("stacked", head && !g.open);
+    card.classList.toggle("member", Boolean(g && g.open && g.ids.length > 1));
+    card.querySelector(".stack")?.remove();
+    if (head) {
+      const faces = stackOf(i);
+      const done = faces.filter((f) => f.reviewed).length;
+      const badge = el("span", "stack", g.open ? `track ${g.track} · ${g.ids.length} faces` : `×${g.ids.length}` + (done ? ` · ${done}✓` : ""));
+      badge.title = g.open ? "close this track (e)" : "open this track (e)";
+      badge.dataset.count = g.ids.length;
+      card.querySelector(".thumb").appendChild(badge);
+    }
+  }
+  if (state.items.length && isHidden(state.focus)) {
+    state.focus = state.byId.get(state.groupOf.get(state.items[state.focus].id).ids[0]);
+  }
+}
+function toggleGrouped() {
+  state.grouped = !state.grouped;
+  localStorage.setItem("moodcam.grouped", state.grouped ? "1" : "0");
+  $("#group-toggle").setAttribute("aria-pressed", state.grouped);
+  state.anchor = null;
+  layoutGroups();
+}
+function toggleOpen(index) {
+  const g = state.groupOf.get(state.items[index]?.id);
+  if (!state.grouped || !g || g.ids.length < 2) return;
+  g.open = !g.open;
+  if (!g.open) state.focus = state.byId.get(g.ids[0]);
+  layoutGroups();
+}
+
+// ---------- the live view (l) and a face in its scene (v) ----------
+function toggleLive() {
+  if (!state.info.live) return;
+  const panel = $("#live"), img = $("#live-img");
+  const on = panel.hidden;
+  panel.hidden = !on;
+  $("#live-toggle").setAttribute("aria-pressed", on);
+  if (!on) { img.removeAttribute("src"); return; }  // closing the stream tells the daemon to stop
+  $("#live-status").textContent = "connecting…";
+  img.src = "/api/live";
+  fetch("/api/live/frame", { credentials: "same-origin" }).then((r) => {  // a 503 says why nothing comes
+    $("#live-status").textContent = r.ok ? `what the daemon sees, boxes and labels drawn` :
+      "no live frames: is the daemon running on this state directory, with [live] fps above 0?";
+  });
+}
+function showScene() {
+  const box = $("#scene");
+  if (!box.hidden) { box.hidden = true; return; }
+  const it = state.items[state.focus];
+  if (!it) return;
+  if (!it.scene_url) { toast("No scene kept for this face (the daemon's logging.scene_width is 0)"); return; }
+  $("#scene-img").src = it.scene_url;
+  $("#scene-caption").textContent = `#${it.id} · ${fmtTime(it.ts)}` + (it.track === null ? "" : ` · track ${it.track}`) + " · v or Esc closes";
+  box.hidden = false;
+}
+
 // ---------- rendering ----------
 function renderCard(item) {
   const card = el("div", "card");
@@ -182,7 +281,10 @@ function renderCard(item) {
   card.appendChild(thumb);
   card.appendChild(el("div", "meta"));
   fillCard(card, item);
-  card.addEventListener("click", (ev) => onCardClick(ev, state.byId.get(item.id)));
+  card.addEventListener("click", (ev) => {
+    if (ev.target.closest(".stack")) { toggleOpen(state.byId.get(item.id)); paintFocus(false); return; }
+    onCardClick(ev, state.byId.get(item.id));
+  });
   return card;
 }
 
@@ -246,6 +348,10 @@ function paintFocus(scroll = true) {
   target.replaceChildren();
   if (state.selected.size) {
     target.appendChild(el("b", "", `${state.selected.size} selected`));
+  } else if (state.items[state.focus] && stackOf(state.focus).length > 1) {
+    const it = state.items[state.focus];
+    target.appendChild(el("b", "", `track ${it.track}`));
+    target.appendChild(document.createTextNode(` · ${stackOf(state.focus).length} faces`));
   } else if (state.items[state.focus]) {
     target.appendChild(el("b", "", `#${state.items[state.focus].id}`));
     target.appendChild(document.createTextNode(` · ${state.focus + 1} of ${state.total}`));
@@ -315,9 +421,12 @@ function renderConfusion(s, hide) {
 
 // ---------- actions ----------
 function targets() {
-  if (state.selected.size) return state.items.filter((it) => state.selected.has(it.id));
-  const it = state.items[state.focus];
-  return it ? [it] : [];
+  if (state.selected.size) {
+    const out = new Map();  // a selected track's faces, once each
+    state.items.forEach((it, i) => { if (state.selected.has(it.id)) stackOf(i).forEach((f) => out.set(f.id, f)); });
+    return [...out.values()];
+  }
+  return state.items[state.focus] ? stackOf(state.focus) : [];
 }
 
 function act(action, label) {
@@ -375,6 +484,7 @@ async function post(changes, recordUndo) {
       state.items[i] = item;
       fillCard($("#grid").children[i], item);
     }
+    layoutGroups();
     if (--state.pending === 0) setSaved("saved", "All changes saved");
     refreshStats();
   } catch (e) {
@@ -386,7 +496,7 @@ async function post(changes, recordUndo) {
 
 // ---------- focus, selection, keys ----------
 function columns() {
-  const cards = $("#grid").children;
+  const cards = [...$("#grid").children].filter((c) => !c.hidden);
   if (cards.length < 2) return 1;
   const top = cards[0].offsetTop;
   let n = 0;
@@ -395,9 +505,11 @@ function columns() {
 }
 
 function move(delta, extend) {
-  const n = state.items.length;
+  // Over the cards shown: with tracks grouped, a closed track is one step.
+  const shown = visible();
+  const n = shown.length;
   if (!n) return;
-  const from = state.focus;
+  const from = Math.max(0, shown.indexOf(state.focus));
   let to = from + delta;
   if (to >= n && state.items.length < state.total) { load(false); }
   to = Math.max(0, Math.min(n - 1, to));
@@ -405,11 +517,11 @@ function move(delta, extend) {
     if (state.anchor === null) state.anchor = from;
     state.selected.clear();
     const [a, b] = state.anchor < to ? [state.anchor, to] : [to, state.anchor];
-    for (let i = a; i <= b; i++) state.selected.add(state.items[i].id);
+    for (let i = a; i <= b; i++) state.selected.add(state.items[shown[i]].id);
   } else {
     state.anchor = null;
   }
-  state.focus = to;
+  state.focus = shown[to];
   if (to >= n - columns() && state.items.length < state.total) load(false);
 }
 
@@ -434,10 +546,12 @@ async function pollNew() {
 }
 
 function nextUnreviewed() {
-  const n = state.items.length;
+  const shown = visible();
+  const n = shown.length;
+  const from = shown.indexOf(state.focus);
   for (let step = 1; step <= n; step++) {
-    const i = (state.focus + step) % n;
-    if (!state.items[i].reviewed) { state.focus = i; state.anchor = null; return; }
+    const i = shown[(from + step) % n];
+    if (stackOf(i).some((it) => !it.reviewed)) { state.focus = i; state.anchor = null; return; }
   }
   toast(state.items.length < state.total ? "All loaded faces are reviewed: scroll on for more" : "Every face here is reviewed");
 }
@@ -465,14 +579,14 @@ function onKey(ev) {
   const k = ev.key;
   let handled = true;
   if (mod) {
-    if (k === "a" || k === "A") { state.items.forEach((it) => state.selected.add(it.id)); }
+    if (k === "a" || k === "A") { visible().forEach((i) => state.selected.add(state.items[i].id)); }
     else if (k === "z" || k === "Z") { undo(); }
     else handled = false;
   } else if (k === "ArrowRight") move(1, ev.shiftKey);
   else if (k === "ArrowLeft") move(-1, ev.shiftKey);
   else if (k === "ArrowDown") move(columns(), ev.shiftKey);
   else if (k === "ArrowUp") move(-columns(), ev.shiftKey);
-  else if (k === "Home") move(-state.focus, ev.shiftKey);
+  else if (k === "Home") move(-state.items.length, ev.shiftKey);
   else if (k === "End") move(state.items.length, ev.shiftKey);
   else if (k >= "1" && k <= "7" && k.length === 1) act("label", state.info.labels[Number(k) - 1]);
   else if (k === "Enter" || k === " ") act("accept");
@@ -482,9 +596,13 @@ function onKey(ev) {
   else if (k === "s" || k === "S") {
     const it = state.items[state.focus];
     if (it) { if (state.selected.has(it.id)) state.selected.delete(it.id); else state.selected.add(it.id); }
-  } else if (k === "Escape") { state.selected.clear(); state.anchor = null; }
+  } else if (k === "Escape") { state.selected.clear(); state.anchor = null; $("#scene").hidden = true; }
   else if (k === "r" || k === "R") { load(true); }
   else if (k === "n" || k === "N") { nextUnreviewed(); }
+  else if (k === "g" || k === "G") { toggleGrouped(); }
+  else if (k === "e" || k === "E") { toggleOpen(state.focus); }
+  else if (k === "v" || k === "V") { showScene(); }
+  else if (k === "l" || k === "L") { toggleLive(); }
   else if (k === "+" || k === "=") { zoom(40); }
   else if (k === "-") { zoom(-40); }
   else handled = false;
@@ -540,6 +658,11 @@ function buildControls() {
     $("#order").querySelector('option[value="confidence"]').remove();
     $("#label-heading").textContent = "Folder label";
   }
+  $("#group-toggle").setAttribute("aria-pressed", state.grouped);
+  $("#group-toggle").addEventListener("click", () => { $("#group-toggle").blur(); toggleGrouped(); paintFocus(false); });
+  $("#live-toggle").hidden = !state.info.live;
+  $("#live-toggle").addEventListener("click", () => { $("#live-toggle").blur(); toggleLive(); });
+  $("#scene").addEventListener("click", () => { $("#scene").hidden = true; });
   document.addEventListener("keydown", onKey);
   window.addEventListener("beforeunload", (ev) => { if (state.pending) ev.preventDefault(); });
   window.addEventListener("resize", () => paintFocus(false));
