@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edge.argpaths import private_file
+
 from edge.contracts.labels import LABEL_INDEX, LABELS, label_from_name
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -68,7 +70,8 @@ def save_npz(ds: FaceDataset, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, faces=ds.faces, labels=ds.labels, sources=ds.sources.astype(str), boxes=ds.boxes)
+    with private_file(tmp) as f:  # faces: readable by their owner only, as the store keeps its crops
+        np.savez_compressed(f, faces=ds.faces, labels=ds.labels, sources=ds.sources.astype(str), boxes=ds.boxes)
     tmp.replace(path)
 
 
