@@ -14,7 +14,6 @@ import numpy as np
 from PIL import Image
 
 from edge.argpaths import private_file
-
 from edge.contracts.labels import LABEL_INDEX, LABELS, label_from_name
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
