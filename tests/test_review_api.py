@@ -230,3 +230,18 @@ def test_validation_errors_do_not_echo_the_input(source):
     many = {"changes": [{"id": 0, "action": "nope", "label": "x"}] * 500}
     r = client.post("/api/reviews", json=many, headers=_write(client))
     assert r.status_code == 422 and len(r.json()["detail"]) == 20 and r.json()["errors"] > 20
+
+
+def test_cli_port_in_use_fails_before_the_link(state_dir, capsys):
+    import socket
+
+    from edge.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["review", "--state", str(state_dir), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert "open http" not in out and err.count("\n") == 1
+    assert err.startswith("moodcam review: error: cannot listen on 127.0.0.1:") and "--port" in err
