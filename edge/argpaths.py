@@ -56,6 +56,8 @@ def need_output(path, option: str, *, force: bool = False, kind: str = "file", a
     for target in (path, *map(Path, also)):
         if not (target.exists() or target.is_symlink()):
             continue
+        if target.is_symlink() and not target.exists():
+            raise PathProblem(f"{option} {path}: {target} is a broken link; remove it or give another path")
         if target == path and kind == "file" and target.is_dir():
             raise PathProblem(f"{option} {path}: is a folder; give a file name")
         if target == path and kind == "dir" and not target.is_dir():

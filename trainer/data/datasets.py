@@ -7,6 +7,7 @@ pre-cropped faces (FER2013's image-folder form, and what ``moodcam dataset`` wri
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,18 @@ def save_npz(ds: FaceDataset, path: Path) -> None:
 
 
 def load_npz(path: Path) -> FaceDataset:
+    try:
+        return _load_npz(path)
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{path}: not a readable .npz data set ({exc}); give an .npz written by ingest or "
+                         "import-fer2013, or a <label>/ folder of faces") from None
+    except ValueError as exc:   # numpy's refusal of pickled (object) arrays, or a non-.npz file
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: not an .npz data set ({exc})") from None
+
+
+def _load_npz(path: Path) -> FaceDataset:
     with np.load(path, allow_pickle=False) as z:
         missing = {"faces", "labels"} - set(z.files)
         if missing:
