@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     try:
         for path in (*args.data, *args.val):
-            need_input(path, "")
+            need_input(path, "data set")
         for option, path in (("--config", args.config), ("--init", args.init)):
             if path is not None:
                 need_input(path, option, kind="file")
