@@ -32,7 +32,7 @@ EDGE_CODES = {0, 1, 2, 3, 4, 5, 6}        # edge/cliutil.py; docs/cli.md
 TRAINER_CODES = {0, 1, 2, 3}
 EDGE_FUZZED = ["classify", "check-config", "export", "status", "dataset", "run"]
 TRAINER_FUZZED = ["ingest", "split-pictures", "import-fer2013", "evaluate"]
-SETTINGS = settings(max_examples=int(os.environ.get("MOODCAM_FUZZ_EXAMPLES", "12")), deadline=None,
+SETTINGS = settings(max_examples=int(os.environ.get("MOODCAM_FUZZ_EXAMPLES", "25")), deadline=None,
                     derandomize=True, suppress_health_check=list(HealthCheck), database=None)
 
 
@@ -80,12 +80,14 @@ def _fuzz(program: str, main, commands, fuzzed: list[str], codes: set[int], temp
     return counts
 
 
+@pytest.mark.slow  # about 25 s here: 150 command lines, a few of them runs of the daemon
 def test_edge_command_lines(template, monkeypatch):
     monkeypatch.delenv("MOODCAM_MODEL", raising=False)
     counts = _fuzz("moodcam", edge_main, EDGE_COMMANDS, EDGE_FUZZED, EDGE_CODES, template)
     assert set(counts.tried) == set(EDGE_FUZZED)
 
 
+@pytest.mark.slow  # about 20 s here: 100 command lines, some ingests with dlib
 def test_trainer_command_lines(template):
     counts = _fuzz("moodcam-train", trainer_main, TRAINER_COMMANDS, TRAINER_FUZZED, TRAINER_CODES, template)
     assert set(counts.tried) == set(TRAINER_FUZZED)
