@@ -129,10 +129,11 @@ def test_classify_json_lines_with_a_corrupt_picture_in_a_folder(tiny_model, astr
     out = run_cli("classify", "--json", "--model", tiny_model, folder)
     assert out.returncode == 1, out.stderr          # some files were unreadable; the run went on
     lines = [json.loads(line) for line in out.stdout.splitlines()]
-    # folders recurse, in path order
-    assert [Path(d["path"]).name for d in lines] == ["a_broken.jpg", "c_notes.txt", "d_blank.png", "b_astronaut.png"]
+    # folders recurse, in path order; files in them that are not pictures are skipped with a note
+    assert [Path(d["path"]).name for d in lines] == ["a_broken.jpg", "d_blank.png", "b_astronaut.png"]
+    assert "note: skipped 1 file(s) in the folders that are not pictures (c_notes.txt)" in out.stderr
     by_name = {Path(d["path"]).name: d for d in lines}
-    for bad in ("a_broken.jpg", "c_notes.txt"):
+    for bad in ("a_broken.jpg",):
         assert set(by_name[bad]) == {"path", "faces", "error"} and by_name[bad]["faces"] == []
         assert "not a readable picture" in by_name[bad]["error"]
     assert by_name["d_blank.png"] == {"path": str(blank), "faces": []}
@@ -315,3 +316,21 @@ def test_classify_averages_zoomed_views_of_a_still(tiny_model, astronaut_picture
     np.testing.assert_allclose(default, Classifier(tiny_model, tta=True, tta_zoom=STILL_TTA_ZOOM).probs(crops)[0], atol=1e-4)
     np.testing.assert_allclose(flip_only, Classifier(tiny_model, tta=True).probs(crops)[0], atol=1e-4)
     assert run_cli("classify", "--tta-zoom", "0.5", astronaut_picture).returncode == 2
+
+
+def test_classify_empty_folder_and_scrape_folder(tiny_model, astronaut_picture, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = run_cli("classify", "--model", tiny_model, empty)
+    assert out.returncode == 2 and out.stdout == "" and "no pictures in" in out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    out = run_cli("classify", "--model", tiny_model, tmp_path / "missing")
+    assert out.returncode == 2 and "missing does not exist" in out.stderr
+    scraped = tmp_path / "pictures" / "Happy+Human+Faces"          # as `moodcam-train scrape` writes it
+    scraped.mkdir(parents=True)
+    shutil.copy(astronaut_picture, scraped / "0a1b.png")
+    (scraped / "manifest.jsonl").write_text('{"url": "http://example.com/a.png", "status": "ok"}\n')
+    out = run_cli("classify", "--json", "--model", tiny_model, tmp_path / "pictures")
+    assert out.returncode == 0, out.stderr
+    assert [Path(json.loads(line)["path"]).name for line in out.stdout.splitlines()] == ["0a1b.png"]
+    assert "skipped 1 file(s)" in out.stderr and "manifest.jsonl" in out.stderr

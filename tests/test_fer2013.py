@@ -57,7 +57,12 @@ def test_folders_and_cli_write_one_npz_per_split(tmp_path, capsys):
             Image.fromarray(face(i + 10 * n)).save(root / split / label / f"{i}.png")
     splits = read_fer2013(root)
     assert {k: len(v) for k, v in splits.items()} == {"train": 5, "val": 2, "test": 1}
+    assert main(["import-fer2013", str(root), "--out", str(tmp_path / "data" / "fer2013.npz")]) == 2  # no data/
+    (tmp_path / "data").mkdir()
     assert main(["import-fer2013", str(root), "--out", str(tmp_path / "data" / "fer2013.npz")]) == 0
+    assert oct((tmp_path / "data" / "fer2013-val.npz").stat().st_mode & 0o777) == "0o600"   # faces
+    assert main(["import-fer2013", str(root), "--out", str(tmp_path / "data" / "fer2013.npz")]) == 2  # exists
+    assert main(["import-fer2013", str(root), "--out", str(tmp_path / "data" / "fer2013.npz"), "--force"]) == 0
     train = load_npz(tmp_path / "data" / "fer2013-train.npz")
     assert train.class_counts()["happy"] == 3 and train.class_counts()["sad"] == 2
     assert load_npz(tmp_path / "data" / "fer2013-val.npz").class_counts()["angry"] == 2

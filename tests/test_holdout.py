@@ -62,6 +62,11 @@ def test_near_copies_share_a_side_and_every_file_lands_once(picture_tree, tmp_pa
     assert {k: v["side"] for k, v in read_listing(tmp_path / "again" / "split.csv").items()} == \
         {k: v["side"] for k, v in rows.items()}
 
+    # --copy: real files, readable by their owner only (pictures of faces)
+    assert train_cli(["split-pictures", str(root), "--out", str(tmp_path / "copied"), "--copy"]) == 0
+    copied = [p for p in (tmp_path / "copied").rglob("*.*") if p.name != "split.csv"]
+    assert copied and all(not p.is_symlink() and p.stat().st_mode & 0o777 == 0o600 for p in copied)
+
     # the held-out tree is what evaluate reads: emotion folders of pictures
     from trainer.evaluate import labelled_pictures
 

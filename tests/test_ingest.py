@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 
 import numpy as np
 import pytest
@@ -189,11 +190,43 @@ def test_cli_ingest(tree, tmp_path, capsys):
     from trainer.cli import main
 
     out = tmp_path / "data" / "seed.npz"
+    assert main(["ingest", str(tree), "--out", str(out), "--quiet"]) == 2          # data/ is not created
+    assert "does not exist; create it first" in capsys.readouterr().err and not out.parent.exists()
+    out.parent.mkdir()
     assert main(["ingest", str(tree), "--out", str(out), "--workers", "1", "--quiet", "--margin", "0.12"]) == 0
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in out.parent.glob("seed.*[cz]"))   # faces: 0600
     text = capsys.readouterr().out
     assert "14 pictures, 8 faces, 6 rejects" in text
+    before = out.read_bytes()
+    assert main(["ingest", str(tree), "--out", str(out), "--quiet"]) == 2          # never clobbered ...
+    assert "--force" in capsys.readouterr().err and out.read_bytes() == before
     assert (tmp_path / "data" / "seed.rejects.csv").exists() and "0.12" in (tmp_path / "data" / "seed.summary.md").read_text()
     assert main(["ingest", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 2
     assert capsys.readouterr().err.startswith(f"moodcam-train ingest: error: {tmp_path / 'missing'}")
     assert main(["ingest", str(tree), "--out", str(out), "--quiet", "--upsample", "5"]) == 2
     assert "moodcam-train ingest: error: --upsample [5]: levels must be 0..3" in capsys.readouterr().err
+
+
+def test_cli_ingest_of_one_labelled_folder_and_of_unlabelled_pictures(tree, tmp_path, capsys):
+    from trainer.cli import main
+    from trainer.data.datasets import load_npz
+
+    out = tmp_path / "fear.npz"
+    # Pointed at the labelled folder itself: its name gives the label.
+    assert main(["ingest", str(tree / "Fearful+Human+Faces"), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    assert set(load_npz(out).class_counts().items()) >= {("fear", 1)}
+    capsys.readouterr()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    shutil.copy(tree / "Sad+Human+Faces" / "bitmap.bmp", plain / "x.bmp")
+    assert main(["ingest", str(plain), "--out", str(tmp_path / "none.npz"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "names an emotion" in err and "--label-map" in err
+    assert list(tmp_path.glob("none*")) == []                      # failed before writing anything
+    # Labelled, but no face in it: the reports are written, never an empty .npz.
+    blank = tmp_path / "Happy+Human+Faces"
+    blank.mkdir()
+    Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(blank / "blank.png")
+    assert main(["ingest", str(blank), "--out", str(tmp_path / "blank.npz"), "--quiet", "--workers", "1"]) == 1
+    assert "no face kept" in capsys.readouterr().err
+    assert not (tmp_path / "blank.npz").exists() and (tmp_path / "blank.rejects.csv").exists()

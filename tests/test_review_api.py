@@ -113,10 +113,12 @@ def test_bulk_review_is_all_or_nothing_and_responses_carry_headers(source):
 
 @pytest.mark.slow  # schemathesis, hundreds of requests
 def test_schemathesis_finds_no_server_errors(state_dir, tmp_path):
-    """Fuzz every operation of the OpenAPI schema against the real server (uvicorn); no 5xx."""
+    """Fuzz every operation of the OpenAPI schema against the real server (uvicorn) with every check
+    (no 5xx, documented status codes and bodies, valid data accepted, negative data rejected) and
+    valid and invalid data, in all phases including the stateful one."""
     with review_server("--state", str(state_dir), "--token", TOKEN) as (base, _):
         proc = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json", "--checks", "not_a_server_error",
+            [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json", "--checks", "all", "--mode", "all",
              "--max-examples", "25", "--seed", "1", "--generation-database", "none", "--no-color",
              "--phases", "examples,coverage,fuzzing,stateful", "--header", f"x-moodcam-token: {TOKEN}",
              "--request-timeout", "60", "--report-dir", str(tmp_path / "st")],
@@ -183,3 +185,63 @@ def test_busy_store_is_a_clear_503(state_dir):
     r = client.post("/api/reviews", json={"changes": [{"id": 1, "action": "accept"}]}, headers={"x-moodcam-token": token})
     assert r.status_code == 200                             # and goes through once the lock is free
     source.close()
+
+
+def _write(client):
+    return {"x-moodcam-token": client.get("/api/info").json()["write_token"], "content-type": "application/json"}
+
+
+@pytest.mark.parametrize("body", [
+    b'{"changes": [{"id": NaN, "action": "accept"}]}', b'{"changes": [{"id": Infinity, "action": "accept"}]}',
+    b'{"changes": [{"id": 1, "action": "accept", "label": -Infinity}]}', b"[" * 5000 + b"]" * 5000,
+    b'{"changes": ' + b"[" * 40 + b"]" * 40 + b"}", b"\xff\xfe{}",
+])
+def test_non_strict_json_is_a_short_4xx(source, body):
+    client = TestClient(create_app(source, check_host=False))
+    r = client.post("/api/reviews", content=body, headers=_write(client))
+    assert r.status_code in (400, 422), (r.status_code, r.text[:300])
+    assert len(r.content) < 300 and "detail" in r.json()
+    assert client.get("/api/faces/1").json()["reviewed"] is False
+
+
+def test_large_bodies_are_refused_before_parsing(source):
+    client = TestClient(create_app(source, check_host=False))
+    big = b'{"changes": [' + b",".join([b'{"id": 1, "action": "accept"}'] * 4000) + b"]}"   # ~120 KB
+    r = client.post("/api/reviews", content=big, headers=_write(client))
+    assert r.status_code == 413 and "KiB" in r.json()["detail"] and len(r.content) < 300
+    # Chunked, without Content-Length: the cap holds on the bytes read.
+    r = client.post("/api/reviews", content=iter([big[i:i + 8192] for i in range(0, len(big), 8192)]),
+                    headers=_write(client))
+    assert r.status_code == 413 and "content-length" not in {k.lower() for k in r.request.headers}
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/api/faces/1").json()["reviewed"] is False
+    r = client.post("/api/reviews", content=b"{}", headers={**_write(client), "content-length": "x"})
+    assert 400 <= r.status_code < 500
+
+
+def test_validation_errors_do_not_echo_the_input(source):
+    client = TestClient(create_app(source, check_host=False))
+    huge = "A" * 50_000
+    for body in ({"changes": [{"id": 1, "action": huge}]}, {"changes": [{"id": 1, "action": "accept", huge: 1}]},
+                 {"changes": huge}, {"changes": [{"id": huge, "action": "accept"}] * 1}):
+        r = client.post("/api/reviews", json=body, headers=_write(client))
+        assert r.status_code == 422 and len(r.content) < 2000, (r.status_code, len(r.content))
+        assert r.json()["detail"][0]["loc"][0] == "body"
+    many = {"changes": [{"id": 0, "action": "nope", "label": "x"}] * 500}
+    r = client.post("/api/reviews", json=many, headers=_write(client))
+    assert r.status_code == 422 and len(r.json()["detail"]) == 20 and r.json()["errors"] > 20
+
+
+def test_cli_port_in_use_fails_before_the_link(state_dir, capsys):
+    import socket
+
+    from edge.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["review", "--state", str(state_dir), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert "open http" not in out and err.count("\n") == 1
+    assert err.startswith("moodcam review: error: cannot listen on 127.0.0.1:") and "--port" in err

@@ -97,6 +97,8 @@ def tiny_runs(tmp_path_factory):
             (folder / "tiny.toml").write_text(TINY_CONFIG.replace("epochs = 2", f"epochs = {epochs}")
                                               + f'precision = "{precision}"\n')
             run = folder / "runs" / "tiny"
+            run.parent.mkdir()
+            (folder / "models").mkdir()                  # outputs go into folders that exist
             assert train_cli(["fit", str(folder / "train.npz"), "--val", str(folder / "val.npz"), "--out", str(run),
                               "--config", str(folder / "tiny.toml")]) == 0
             assert train_cli(["export", str(run), "--out", str(folder / "models" / "tiny"), "--samples", "100",

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge.capture.sources import load_picture
-from edge.cliutil import EXIT_MODEL, EXIT_USAGE, report_error, write_line
+from edge.argpaths import PathProblem, need_input
+from edge.capture.sources import PICTURE_SUFFIXES, load_picture
+from edge.cliutil import EXIT_MODEL, EXIT_USAGE, report_error, report_note, write_line
 from edge.commands.options import add_still_options, check_still_options
 from edge.config import ConfigError, load_config
 from edge.contracts.modelfile import ModelFileError, default_model_path
@@ -19,8 +20,11 @@ DESCRIPTION = (
     "each only while nothing is found), crop them as the model "
     "was trained, and classify their expressions. With --json: one JSON object per picture on stdout, "
     '{"path": ..., "faces": [{"box": [x, y, w, h], "label": ..., "confidence": ..., "probs": {label: p}}]}; '
-    'a file that is not a readable picture gets an "error" field and the run goes on. '
-    "Exit status: 0 all pictures read, 1 some could not be read, 2 bad arguments/config, 3 bad model.")
+    'a file named on the command line that is not a readable picture gets an "error" field and the run goes on; '
+    "in folders, only picture files (.jpg, .png, ...) are read and the rest (a scrape's manifest.jsonl) is "
+    "skipped with a note on stderr. "
+    "Exit status: 0 all pictures read, 1 some could not be read, 2 bad arguments/config, a missing path, "
+    "or no pictures at all, 3 bad model.")
 
 
 def add_arguments(parser) -> None:
@@ -31,18 +35,41 @@ def add_arguments(parser) -> None:
     add_still_options(parser, tta_default=None)
 
 
-def iter_pictures(paths: list[str]):
-    """Files in the order given; folders expand to their files recursively, in name order."""
+def iter_pictures(paths: list[str], skipped: list[Path] | None = None):
+    """Files in the order given; folders expand to their picture files recursively, in name order
+    (other files, such as a scrape's manifest.jsonl, go into ``skipped``)."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            for p in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                if p.suffix.lower() in PICTURE_SUFFIXES:
+                    yield p
+                elif skipped is not None:
+                    skipped.append(p)
         else:
             yield path
 
 
+def check_paths(args) -> list[Path]:
+    """Every path exists; returns the pictures to read. (--config and --model are checked as they
+    are read: a missing model is exit 3, as any unusable model.)"""
+    for raw in args.paths:
+        need_input(raw, "")
+    skipped: list[Path] = []
+    pictures = list(iter_pictures(args.paths, skipped))
+    if skipped:
+        names = ", ".join(sorted({p.name for p in skipped})[:3])
+        report_note("moodcam classify", f"skipped {len(skipped)} file(s) in the folders that are not pictures ({names}"
+                    f"{', ...' if len(skipped) > 3 else ''})")
+    if not pictures:
+        raise PathProblem(f"no pictures in {' '.join(args.paths)} (looked for {', '.join(sorted(PICTURE_SUFFIXES))}); "
+                          "give pictures or folders that hold some")
+    return pictures
+
+
 def run(args) -> int:
     try:
+        pictures = check_paths(args)
         config = load_config(args.config) if args.config else load_config(None)
         check_still_options(args)
     except (ConfigError, ValueError) as exc:
@@ -58,7 +85,7 @@ def run(args) -> int:
     params = PictureDetectParams.starting_at(args.upsample, threshold=config.detector.score_threshold,
                                              min_size=min(config.detector.min_face_px, STILL_MIN_FACE_PX))
     failed = 0
-    for path in iter_pictures(args.paths):
+    for path in pictures:
         result: dict = {"path": str(path), "faces": []}
         try:
             image = load_picture(path)

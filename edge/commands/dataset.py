@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.argpaths import add_force_option, need_output
 from edge.cliutil import EXIT_USAGE, report_error, write_line
 from edge.commands.options import add_state_option, state_dir
 from edge.review.dataset import open_source, write_dataset
@@ -20,7 +21,7 @@ def add_arguments(p) -> None:
     add_state_option(p)
     p.add_argument("--folder", type=Path, help="a folder labelled with `moodcam review --folder` instead of the log")
     p.add_argument("--out", type=Path, required=True, help="where to write <label>/<id>.png + manifest.json")
-    p.add_argument("--force", action="store_true", help="replace an earlier data set in OUT")
+    add_force_option(p, "replace an earlier data set in OUT")
 
 
 def run(args) -> int:
@@ -28,6 +29,7 @@ def run(args) -> int:
     if len(given) > 1:
         return report_error("moodcam dataset", "give one of --state DIR or --folder FACES, not both")
     try:
+        need_output(args.out, "--out", kind="dir", may_exist=True)   # write_dataset decides on an existing OUT
         source = open_source(args.folder or args.legacy_state or state_dir(args))
     except (FileNotFoundError, ValueError, RuntimeError) as e:  # RuntimeError: StoreError
         return report_error("moodcam dataset", e)

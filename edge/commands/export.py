@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from edge.argpaths import add_force_option, need_output
 from edge.cliutil import report_error
 from edge.commands.options import add_state_option, state_dir
 from edge.store.database import Store
@@ -17,7 +18,8 @@ HELP = "write the log out as JSONL or CSV"
 DESCRIPTION = ("Write the face log out, oldest first: one JSON object per line (jsonl) or one CSV row per "
                "logged face, with time, frame, track, box, label, confidence, all probabilities, model "
                "hash, crop file and review fields. Reads the store read-only; the daemon may keep running.")
-EXIT_CODES = "exit status: 0 written; 2 bad arguments, no store at --state, or OUT cannot be written"
+EXIT_CODES = ("exit status: 0 written; 2 bad arguments, no store at --state, or OUT cannot be written "
+              "(or exists: use --force)")
 
 
 def add_arguments(p) -> None:
@@ -30,7 +32,8 @@ def add_arguments(p) -> None:
                        help="only reviewed faces")
     group.add_argument("--unreviewed", dest="reviewed", action="store_const", const=False, help="only unreviewed faces")
     p.add_argument("--out", default="-", metavar="FILE", help="output file, '-' for stdout (default); "
-                   "a file is written whole or not at all, readable by its owner only")
+                   "a file is written whole or not at all, readable by its owner only; its folder must exist")
+    add_force_option(p, "replace an existing --out FILE")
 
 
 def run(args) -> int:
@@ -40,8 +43,8 @@ def run(args) -> int:
                    "until": parse_time(args.until) if args.until else None,
                    "reviewed": args.reviewed}
         out = None if args.out == "-" else Path(args.out).expanduser()
-        if out is not None and not out.parent.is_dir():
-            raise ValueError(f"--out {args.out}: the folder {out.parent} does not exist; create it first")
+        if out is not None:
+            need_output(out, "--out", force=args.force)
         store = Store(state, readonly=True)
     except (ValueError, StoreError) as exc:
         return report_error("moodcam export", exc)

@@ -1,6 +1,7 @@
 """moodcam review [--state DIR | --folder FACES/] [--host 127.0.0.1] [--port 8080] [--token [TOKEN]]"""
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from pathlib import Path
@@ -52,6 +53,7 @@ def run(args) -> int:
         return report_error("moodcam review", f"--port {args.port} is out of range 1..65535")
     try:
         token, generated = resolve_token(args.host, args.token)
+        check_port_free(args.host, args.port)
         source = open_review_source(args)
     except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: StoreError
         return report_error("moodcam review", e)
@@ -65,6 +67,23 @@ def run(args) -> int:
     finally:
         source.close()
     return 0
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind HOST:PORT once, as uvicorn will, so a port in use fails before the link is printed."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise ValueError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does
+        try:
+            s.bind(address)
+        except OSError as e:
+            hint = "choose another --port or stop what serves there" if e.errno == errno.EADDRINUSE else \
+                "give an address of this machine, or a port above 1023"
+            raise ValueError(f"cannot listen on {host}:{port}: {e.strerror}; {hint}") from None
 
 
 def open_review_source(args):

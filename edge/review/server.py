@@ -19,21 +19,23 @@ from __future__ import annotations
 import errno
 import sqlite3
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.contracts.labels import LABELS
 from edge.review import queries
+from edge.review.bodies import BodyCap, validation_details
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange
 from edge.review.live import MEDIA_TYPE, LiveFiles
 from edge.review.security import HEADER, Guard, cookie_name, is_loopback
 
 STATIC = Path(__file__).parent / "static"
-MAX_ID = 2**62                      # SQLite integers are 64-bit; larger ids are a 422, not a 500
+MAX_ID = 2**53 - 1                  # the largest id JSON and the page (JavaScript numbers) carry exactly; larger: 422
 Label = Literal[LABELS]             # type: ignore[valid-type]
 Order = Literal["time", "time_desc", "confidence"]
 SECURITY_HEADERS = {
@@ -45,12 +47,46 @@ SECURITY_HEADERS = {
 }
 
 
-class Change(BaseModel):
+class LabelChange(BaseModel):
+    """Set the reviewer's label of one item."""
     model_config = ConfigDict(extra="forbid")
     id: int = Field(ge=1, le=MAX_ID, description="item id")
-    action: Literal["label", "accept", "not_face", "clear"] = Field(
-        description="label: set `label`; accept: set the prediction; not_face: not a face; clear: unreviewed")
-    label: Label | None = Field(None, description="the label, for action=label")
+    action: Literal["label"] = Field(description="label: set `label`")
+    label: Label = Field(description="the label")
+
+
+class OtherChange(BaseModel):
+    """Accept the prediction, mark as not a face, or clear the review of one item."""
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(ge=1, le=MAX_ID, description="item id")
+    action: Literal["accept", "not_face", "clear"] = Field(
+        description="accept: set the prediction; not_face: not a face; clear: unreviewed")
+    label: Label | None = Field(None, description="ignored (only action=label takes a label)")
+
+
+# The schema says that action=label needs a label, so a request the schema accepts is one the server takes.
+Change = Annotated[LabelChange | OtherChange, Field(discriminator="action")]
+
+
+class ValidationProblem(BaseModel):
+    type: str | None = None
+    loc: list[str | int | None] = []
+    msg: str = ""
+    input: str | int | float | bool | None = None
+
+
+class Problem(BaseModel):
+    """Every error answer: one short ``detail`` (a list of field problems for a 422 from validation)."""
+    detail: str | list[ValidationProblem]
+    errors: int | None = Field(None, description="422 from validation: how many problems in all")
+
+
+ERROR_RESPONSES = {code: {"model": Problem, "description": text} for code, text in (
+    (400, "a body that is not strict JSON, or cannot be parsed"), (401, "the token is missing or wrong"),
+    (403, "a write without the X-Moodcam-Token header"), (404, "no such item, or its picture cannot be read"),
+    (413, "a request body over the cap (64 KiB)"), (421, "a Host header that is not loopback"),
+    (422, "a parameter or body field out of its range"), (503, "the store is busy or unusable; retry"),
+    (507, "the disk is full; nothing was saved"))}
 
 
 # Each change is its own durable (fsynced) commit in the store; 500 keeps one request under a
@@ -73,7 +109,8 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
     guard = Guard(token, check_host)
     # No /docs: Swagger UI loads scripts from a CDN (the Pi may be offline, and the CSP forbids
     # it); the schema itself is at /openapi.json.
-    app = FastAPI(title="moodcam review", version="1", description=__doc__, docs_url=None, redoc_url=None)
+    app = FastAPI(title="moodcam review", version="1", description=__doc__, docs_url=None, redoc_url=None,
+                  responses=ERROR_RESPONSES)
     app.state.source = source
     app.state.guard = guard
     # The live view needs the daemon's state directory (store mode); a folder has none.
@@ -95,6 +132,15 @@ def create_app(source, *, token: str | None = None, check_host: bool = True) -> 
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
         return response
+
+    # Bodies are capped and strictly parsed before the guard or FastAPI read them (bodies.py).
+    app.add_middleware(BodyCap, headers=SECURITY_HEADERS)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # FastAPI's default 422 repeats the whole input (a 56 MB body came back whole); name the
+        # field and the problem instead.
+        return JSONResponse(validation_details(list(exc.errors())), status_code=422)
 
     def not_found(item_id):
         return HTTPException(404, f"no item with id {item_id}")

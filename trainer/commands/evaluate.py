@@ -27,6 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from edge.argpaths import add_force_option, need_input, need_output
 from edge.cliutil import report_error
 from edge.commands.options import add_still_options, check_still_options
 from edge.contracts.modelfile import ModelFileError
@@ -40,6 +41,7 @@ from trainer.evaluate import (
     write_report,
 )
 
+REPORT_FILES = ("metrics.json", "confusion.json", "confusion.png", "report.md")
 HELP = "measure a Keras run or a .tflite on faces or raw pictures"
 DESCRIPTION = __doc__
 
@@ -55,6 +57,7 @@ def add_arguments(p) -> None:
     add_still_options(p)
     p.add_argument("--limit", type=int, help="evaluate only this many raw pictures, spread over the folders")
     p.add_argument("--threads", type=int, help="TFLite interpreter threads (default: the runtime's)")
+    add_force_option(p, "replace the files of an earlier --report DIR")
 
 
 def guess_mode(data: Path, size: int) -> str:
@@ -81,9 +84,16 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
-    if not args.data.exists():
-        raise FileNotFoundError(f"data {args.data} does not exist")
+    need_input(args.model, "")
+    need_input(args.data, "")
+    if args.report is not None:
+        need_output(args.report, "--report", kind="dir", may_exist=True, force=args.force,
+                    also=[args.report / name for name in REPORT_FILES])
     check_still_options(args)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: give at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: give at least 1")
     predictor = load_predictor(args.model, tta=args.tta, tta_zoom=args.tta_zoom, num_threads=args.threads)
     mode = guess_mode(args.data, predictor.crop.size) if args.mode == "auto" else args.mode
     if mode == "faces":

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.argpaths import need_input, need_output
 from edge.cliutil import report_error
 from trainer.export import ExportRefused, export_run
 
@@ -38,8 +39,13 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     tflite = Path(str(args.out) if str(args.out).endswith(".tflite") else str(args.out) + ".tflite")
-    if tflite.exists() and not args.force:
-        return report_error("moodcam-train export", f"{tflite} exists; pass --force to replace it")
+    try:
+        need_input(args.run, "", kind="dir")
+        need_output(tflite, "--out", force=args.force, also=[tflite.with_suffix(".json")])
+        for path in args.test:
+            need_input(path, "--test")
+    except ValueError as exc:
+        return report_error("moodcam-train export", exc)
     if args.input_blur is not None and not 0.0 <= args.input_blur <= 2.0:
         return report_error("moodcam-train export", f"--input-blur {args.input_blur:g}: use a sigma from 0 (off) to 2 pixels")
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.argpaths import need_input, need_output
 from edge.cliutil import report_error
 from trainer.fit import prepare_run
 from trainer.hparams import load_hparams
@@ -26,6 +27,12 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     try:
+        for path in (*args.data, *args.val):
+            need_input(path, "data set")
+        for option, path in (("--config", args.config), ("--init", args.init)):
+            if path is not None:
+                need_input(path, option, kind="file")
+        need_output(args.out, "--out", kind="dir", may_exist=True)   # prepare_run refuses a used one without --resume
         hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                           seed=args.seed, learning_rate=args.learning_rate)
         prepared = prepare_run(args.data, args.out, hp, val_data=args.val, resume=args.resume,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.argpaths import need_output
 from edge.cliutil import report_error
 from trainer.data.download import DownloadParams
 from trainer.data.engines import ENGINES
@@ -38,6 +39,7 @@ def run(args) -> int:
     params = DownloadParams(timeout=args.timeout, retries=args.retries, max_bytes=args.max_bytes,
                             workers=args.workers, per_host_interval=args.per_host_interval)
     try:
+        need_output(args.out, "--out", kind="dir", may_exist=True)   # a re-run resumes into it
         results = scrape(args.phrases, args.out, engine=args.engine, limit=args.max, base_url=args.base_url,
                          download=params, browse_params=BrowseParams(pause=args.pause), progress=not args.quiet)
     except (FileNotFoundError, ValueError) as exc:

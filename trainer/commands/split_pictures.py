@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.argpaths import need_input, need_output
 from edge.cliutil import report_error
 from trainer.data.holdout import split_pictures
 
@@ -26,6 +27,8 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     try:
+        need_input(args.pictures, "", kind="dir")
+        need_output(args.out, "--out", kind="dir", may_exist=True)   # split_pictures refuses a non-empty one
         split = split_pictures(args.pictures, args.out, heldout_fraction=args.heldout,
                                near_bits=args.near_bits, copy=args.copy)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:

@@ -7,12 +7,14 @@ pre-cropped faces (FER2013's image-folder form, and what ``moodcam dataset`` wri
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from edge.argpaths import private_file
 from edge.contracts.labels import LABEL_INDEX, LABELS, label_from_name
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -68,11 +70,24 @@ def save_npz(ds: FaceDataset, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, faces=ds.faces, labels=ds.labels, sources=ds.sources.astype(str), boxes=ds.boxes)
+    with private_file(tmp) as f:  # faces: readable by their owner only, as the store keeps its crops
+        np.savez_compressed(f, faces=ds.faces, labels=ds.labels, sources=ds.sources.astype(str), boxes=ds.boxes)
     tmp.replace(path)
 
 
 def load_npz(path: Path) -> FaceDataset:
+    try:
+        return _load_npz(path)
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"{path}: not a readable .npz data set ({exc}); give an .npz written by ingest or "
+                         "import-fer2013, or a <label>/ folder of faces") from None
+    except ValueError as exc:   # numpy's refusal of pickled (object) arrays, or a non-.npz file
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: not an .npz data set ({exc})") from None
+
+
+def _load_npz(path: Path) -> FaceDataset:
     with np.load(path, allow_pickle=False) as z:
         missing = {"faces", "labels"} - set(z.files)
         if missing:

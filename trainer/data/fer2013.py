@@ -41,6 +41,13 @@ def read_csv(path: Path) -> dict[str, FaceDataset]:
     faces: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[int]] = {}
     sources: dict[str, list[str]] = {}
+    try:
+        return _read_csv(path, faces, labels, sources)
+    except (UnicodeDecodeError, csv.Error):
+        raise FerFormatError(f"{path}: not a text CSV file; give fer2013.csv or the folder holding train/ and val/") from None
+
+
+def _read_csv(path: Path, faces, labels, sources) -> dict[str, FaceDataset]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.argpaths import private_file
 from edge.capture.pictures import NotAPicture, open_picture
 from trainer.data.download import phash_distances
 
@@ -99,8 +100,9 @@ def split_pictures(root: Path, out: Path, *, heldout_fraction: float = 0.5, near
             rel = path.relative_to(root)
             target = out / side / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            if copy:
-                shutil.copy2(path, target)
+            if copy:   # pictures of faces: the copy is readable by its owner only
+                with open(path, "rb") as src, private_file(target) as dst:
+                    shutil.copyfileobj(src, dst)
             else:
                 os.symlink(path, target)
             counts[side] += 1

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edge.argpaths import private_file
 from edge.capture.pictures import NotAPicture, decode_picture
 from edge.contracts.crop import CropParams, crop_face, to_gray
 from edge.contracts.labels import LABEL_INDEX, LABELS, label_from_name
@@ -103,15 +104,16 @@ def parse_label_map(items: list[str] | None) -> dict[str, str]:
     return mapping
 
 
-def label_for(relative: Path, label_map: dict[str, str]) -> str | None:
-    """The label of a picture from its folders, innermost first: --label-map, then an emotion word."""
+def label_for(relative: Path, label_map: dict[str, str], root_label: str | None = None) -> str | None:
+    """The label of a picture from its folders, innermost first: --label-map, then an emotion word;
+    ``root_label`` (the label of the folder given itself) when none of them names one."""
     for folder in reversed(relative.parent.parts):
         if folder in label_map:
             return label_map[folder]
         label = label_from_name(folder)
         if label is not None:
             return label
-    return None
+    return root_label
 
 
 def find_pictures(root: Path, label_map: dict[str, str] | None = None) -> list[Picture]:
@@ -120,6 +122,9 @@ def find_pictures(root: Path, label_map: dict[str, str] | None = None) -> list[P
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; expected a tree like pictures/<Angry Human Face>/*.jpg")
     label_map = label_map or {}
+    # Pointed at one labelled folder itself (.../Fearful+Human+Faces): its name gives the label.
+    name = root.resolve().name
+    root_label = label_map.get(name) or label_from_name(name)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -127,7 +132,7 @@ def find_pictures(root: Path, label_map: dict[str, str] | None = None) -> list[P
             if name.startswith(".") or name in SKIP_NAMES:
                 continue
             path = Path(dirpath) / name
-            found.append(Picture(path, label_for(path.relative_to(root), label_map)))
+            found.append(Picture(path, label_for(path.relative_to(root), label_map, root_label)))
     return found
 
 
@@ -314,13 +319,16 @@ def output_paths(out: Path) -> dict[str, Path]:
 
 def write_outputs(report: IngestReport, out: Path, options: IngestOptions, root: Path | None = None) -> dict[str, Path]:
     paths = output_paths(out)
-    save_npz(report.dataset, paths["npz"])
-    with open(paths["manifest"], "w", newline="") as f:
+    if len(report.dataset):
+        save_npz(report.dataset, paths["npz"])
+    else:   # never an empty data set that a later `fit` would take for a real one
+        del paths["npz"]
+    with private_file(paths["manifest"], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "source", "label", "x", "y", "w", "h", "score", "upsample", "angle", "faces_in_picture"])
         for i, (r, face) in enumerate(report.kept):
             w.writerow([i, r.path, r.label, *face.box, f"{face.score:.3f}", face.upsample, face.angle, r.detected])
-    with open(paths["rejects"], "w", newline="") as f:
+    with private_file(paths["rejects"], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "label", "reason"])
         w.writerows(sorted(report.rejects))
