@@ -58,12 +58,15 @@ BOUNDED = {
 }
 _ALL_PATHS = [f"@/{p}" for p in PATHS] + ["../outside/x", "/nonexistent/x"]
 for _key, _first in ((("evaluate", "model"), ["@/m/default.tflite"]), (("classify", "model"), ["@/m/default.tflite"]),
+                     (("model", "model"), ["@/m/default.tflite", "@/pic.png"]),
                      (("evaluate", "data"), ["@/pictures", "@/data.npz"]), (("export", "out"), ["@/new.jsonl"]),
                      (("ingest", "out"), ["@/new.npz", "@/out/x.npz"]), (("dataset", "out"), ["@/newdir"]),
                      *(((c, "state"), ["@/store"]) for c in ("status", "export", "dataset"))):
     BOUNDED[_key] = _first + [p for p in _ALL_PATHS if p not in _first]
 # Options a command always gets, so that it stops by itself and stays in the sandbox.
-FORCED = {"run": {"--source": SOURCES, "--max-frames": ["1", "2"], "--state": ["@/store", "@/newdir", "@/out"]}}
+FORCED = {"run": {"--source": SOURCES, "--max-frames": ["1", "2"], "--state": ["@/store", "@/newdir", "@/out"]},
+          # model install/rollback never wait for a daemon (there is none) and stay in a named state dir
+          "model": {"--state": ["@/store", "@/newdir", "@/emptydir", "@/missing/dir"], "--wait": ["0"]}}
 
 
 @dataclass
@@ -130,17 +133,26 @@ def argv_strategy(prog: str, commands: dict[str, tuple[str, str]], name: str):
     usually), in a shuffled order, now and then an unknown option."""
     parsers = {name: command_parser(prog, name, commands[name][0])}
 
-    @st.composite
-    def command_line(draw):
-        actions = [a for a in parsers[name]._actions if not isinstance(a, argparse._HelpAction)]
+    forced = FORCED.get(name, {})
+
+    def draw_tokens(draw, parser, careful: bool) -> tuple[list[str], list[list[str]]]:
+        """Positionals and options for ``parser``; a subcommand (``model install``) is drawn and its own
+        parser walked in turn, so its options are drawn as well."""
         positional, options = [], []
-        careful = draw(st.integers(0, 2)) == 0   # a third of the command lines: plausible values, few options
-        for action in actions:
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                sub = draw(st.sampled_from(sorted(action.choices)))
+                more, opts = draw_tokens(draw, action.choices[sub], careful)
+                positional += [sub, *more]
+                options += opts
+                continue
             if not action.option_strings:
                 positional += draw(_values(name, action, careful))
                 continue
-            forced = FORCED.get(name, {})
             if action.option_strings[0] in forced:
+                options.append([action.option_strings[0], draw(st.sampled_from(forced[action.option_strings[0]]))])
                 continue
             path_like = _value_pool(name, action)[0].startswith("@/")
             if careful:   # the options that name what to work on, rarely anything else
@@ -150,8 +162,12 @@ def argv_strategy(prog: str, commands: dict[str, tuple[str, str]], name: str):
             if draw(st.floats(0, 1)) < chance:
                 flag = draw(st.sampled_from(action.option_strings))
                 options.append([flag, *draw(_values(name, action, careful))])
-        for flag, pool in FORCED.get(name, {}).items():
-            options.append([flag, draw(st.sampled_from(pool))])
+        return positional, options
+
+    @st.composite
+    def command_line(draw):
+        careful = draw(st.integers(0, 2)) == 0   # a third of the command lines: plausible values, few options
+        positional, options = draw_tokens(draw, parsers[name], careful)
         options = draw(st.permutations(options))
         argv = [name, *positional, *(token for option in options for token in option)]
         if not careful and draw(st.integers(0, 9)) == 0:

@@ -30,7 +30,7 @@ from trainer.cli import main as trainer_main
 
 EDGE_CODES = {0, 1, 2, 3, 4, 5, 6}        # edge/cliutil.py; docs/cli.md
 TRAINER_CODES = {0, 1, 2, 3}
-EDGE_FUZZED = ["classify", "check-config", "export", "status", "dataset", "run"]
+EDGE_FUZZED = ["classify", "check-config", "export", "status", "dataset", "run", "model"]
 TRAINER_FUZZED = ["ingest", "split-pictures", "import-fer2013", "evaluate"]
 SETTINGS = settings(max_examples=int(os.environ.get("MOODCAM_FUZZ_EXAMPLES", "25")), deadline=None,
                     derandomize=True, suppress_health_check=list(HealthCheck), database=None)
