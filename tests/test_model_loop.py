@@ -38,6 +38,7 @@ def test_review_dataset_fit_init_export_install_and_the_daemon_uses_it(tmp_path,
     assert train_cli(["fit", str(reviewed), "--out", str(tmp_path / "runs" / "first"), "--config", str(config)]) == 0
     assert train_cli(["fit", str(reviewed), "--out", str(tmp_path / "runs" / "next"), "--config", str(config),
                       "--init", str(tmp_path / "runs" / "first" / "best.keras")]) == 0
+    (tmp_path / "models").mkdir()          # export writes into a folder that exists
     assert train_cli(["export", str(tmp_path / "runs" / "next"), "--out", str(tmp_path / "models" / "next"),
                       "--samples", "50", "--max-drop", "100"]) == 0
     model = tmp_path / "models" / "next.tflite"

@@ -32,12 +32,19 @@ def run(args) -> int:
         for option, path in (("--config", args.config), ("--init", args.init)):
             if path is not None:
                 need_input(path, option, kind="file")
-        need_output(args.out, "--out", kind="dir", may_exist=True)   # prepare_run refuses a used one without --resume
+        out = args.out.expanduser()
+        # runs/NAME: the trainer makes its own runs/ folder, one level, as training tools make their log
+        # folder (what `moodcam dataset` suggests works on a fresh checkout); a missing folder further
+        # up is still a typo to report.
+        if not out.parent.exists() and out.parent.parent.is_dir():
+            need_output(out.parent, "--out", kind="dir")
+            out.parent.mkdir()
+        need_output(out, "--out", kind="dir", may_exist=True)   # prepare_run refuses a used one without --resume
         hp = load_hparams(args.config, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
                           seed=args.seed, learning_rate=args.learning_rate)
         prepared = prepare_run(args.data, args.out, hp, val_data=args.val, resume=args.resume,
                                init_from=args.init)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         return report_error("moodcam-train fit", exc)
     # Outside the catch: an error raised while training is a bug, and keeps its traceback.
     best = prepared.train()
