@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edge.cliutil import report_error
+from edge.commands.options import add_mmod_option, use_mmod
 from edge.contracts.crop import CropParams
 from trainer.data.ingest import IngestOptions, ingest, parse_label_map, summary_table, write_outputs
 
@@ -12,7 +13,7 @@ HELP = "cut faces out of pictures with dlib into an .npz data set"
 DESCRIPTION = (
     "Walk PICTURES (one folder per search phrase; the label is the emotion word in the folder name), "
     "decode every picture Pillow reads, find faces with the edge's still-picture cascade of dlib's HOG "
-    "detector (edge.vision.stills, as moodcam classify), crop them with the edge's crop (edge.contracts.crop.crop_face) "
+    "detector, ending with dlib's CNN detector where installed (--mmod) (edge.vision.stills, as moodcam classify), crop them with the edge's crop (edge.contracts.crop.crop_face) "
     "and write OUT (.npz) beside OUT.manifest.csv, OUT.rejects.csv "
     "and OUT.summary.md."
 )
@@ -32,6 +33,7 @@ def add_arguments(p) -> None:
     p.add_argument("--angles", type=float, nargs="*", default=list(det.angles),
                    help="rotations (degrees) tried when nothing else found a face (default %(default)s; none: off)")
     p.add_argument("--no-mirror", action="store_true", help="do not retry on the mirrored picture")
+    add_mmod_option(p)
     p.add_argument("--threshold", type=float, default=det.threshold, help="dlib threshold adjustment (<0: more faces, more false ones)")
     p.add_argument("--dedup-distance", type=int, default=4,
                    help="faces whose perceptual hashes differ in at most this many bits count as one (-1: keep all)")
@@ -43,6 +45,7 @@ def run(args) -> int:
     try:
         crop = CropParams.from_dict({"size": args.size, "margin": args.margin})
         label_map = parse_label_map(args.label_map)
+        mmod = use_mmod(args)
     except ValueError as exc:
         return report_error("moodcam-train ingest", exc)
     if any(u < 0 or u > 3 for u in args.upsample):
@@ -50,7 +53,7 @@ def run(args) -> int:
     options = IngestOptions(
         crop=crop,
         detect=replace(IngestOptions().detect, upsample=tuple(args.upsample), mirror=not args.no_mirror,
-                       angles=tuple(args.angles), threshold=args.threshold),
+                       angles=tuple(args.angles), threshold=args.threshold, mmod=mmod),
         all_faces=args.all_faces, dedup_distance=args.dedup_distance, workers=args.workers,
     )
     try:
