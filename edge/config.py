@@ -91,6 +91,12 @@ class ClassifierConfig:
                               "and 1.15x) and average: +1.1 points on single PublicTest faces, at most +0.25 on "
                               "tracks, whose moving average already mixes views (bench/zoom_across_frames.py; "
                               "0 = off; moodcam classify has its own --tta-zoom, default 0.15)", min=0.0, max=0.3)
+    min_confidence: float = _f(0.0, "faces whose (calibrated) confidence is below this are logged and printed as "
+                                    "'uncertain' instead of a label (their probabilities are kept); 0 = off, "
+                                    "every face gets its most likely label. Off by default: on held-out "
+                                    "scraped faces a threshold trades labels for accuracy (0.5: 62 % of the "
+                                    "faces labelled, 65.3 % of them right, against 54.5 % of all; "
+                                    "docs/benchmarks.md), which is the user's choice", min=0.0, max=1.0)
     zoom_across_frames: bool = _f(True, "spread the tta_zoom views over consecutive frames (one zoom a frame, in "
                                         "turn) and let each track's moving average (tracker.ema_alpha) mix them, "
                                         "so zoom costs no classifier time; false = every zoom on every frame, "

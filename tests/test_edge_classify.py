@@ -140,7 +140,8 @@ def test_classify_json_lines_with_a_corrupt_picture_in_a_folder(tiny_model, astr
     astro = by_name["b_astronaut.png"]
     assert set(astro) == {"path", "faces"} and len(astro["faces"]) == 1
     face = astro["faces"][0]
-    assert set(face) == {"box", "label", "confidence", "probs"}
+    assert set(face) == {"box", "label", "confidence", "probs", "top_label"}
+    assert face["top_label"] == face["label"]                    # classifier.min_confidence is off
     assert len(face["box"]) == 4 and all(isinstance(v, int) for v in face["box"])
     assert face["label"] in LABELS and list(face["probs"]) == list(LABELS)
     assert face["confidence"] == pytest.approx(max(face["probs"].values()), abs=1e-4)
@@ -334,3 +335,48 @@ def test_classify_empty_folder_and_scrape_folder(tiny_model, astronaut_picture, 
     assert out.returncode == 0, out.stderr
     assert [Path(json.loads(line)["path"]).name for line in out.stdout.splitlines()] == ["0a1b.png"]
     assert "skipped 1 file(s)" in out.stderr and "manifest.jsonl" in out.stderr
+
+
+def test_tempered_keeps_the_label_and_spreads_or_sharpens():
+    from edge.vision.classify import tempered
+
+    probs = np.array([[0.7, 0.2, 0.1, 0, 0, 0, 0]], np.float32)
+    assert tempered(probs, 1.0, 0.002) is probs
+    soft, sharp = tempered(probs, 2.0, 0.002), tempered(probs, 0.5, 0.002)
+    assert soft.argmax() == sharp.argmax() == 0
+    assert soft.max() < 0.7 < sharp.max() and soft.sum() == pytest.approx(1) and sharp.sum() == pytest.approx(1)
+    # dividing the logits by T: a ratio of two scores becomes its T-th root
+    assert soft[0, 0] / soft[0, 1] == pytest.approx((0.7 / 0.2) ** 0.5, rel=1e-4)
+
+
+def test_classifier_applies_the_sidecar_temperature(tiny_model, tmp_path):
+    model = copy_model(tiny_model, tmp_path / "t")
+    crops = np.random.default_rng(3).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    plain = Classifier(model).probs(crops)
+    sidecar = json.loads(sidecar_path(model).read_text())
+    sidecar["calibration"] = {"temperature": 2.5, "fitted_on": "a test"}
+    sidecar_path(model).write_text(json.dumps(sidecar))
+    classifier = Classifier(model)
+    assert classifier.meta.temperature == 2.5
+    warm = classifier.probs(crops)
+    assert (warm.argmax(1) == plain.argmax(1)).all() and (warm.max(1) <= plain.max(1) + 1e-6).all()
+    from edge.vision.classify import tempered
+
+    np.testing.assert_allclose(warm, tempered(plain, 2.5, classifier.meta.output.scale / 2), atol=1e-5)
+    for bad in ({"temperature": 0}, {"temperature": "2"}, "hot"):
+        sidecar["calibration"] = bad
+        sidecar_path(model).write_text(json.dumps(sidecar))
+        with pytest.raises(ModelFileError, match="'calibration' needs a 'temperature'"):
+            Classifier(model)
+
+
+def test_classify_prints_uncertain_below_min_confidence(tiny_model, astronaut_picture, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[classifier]\nmin_confidence = 0.99\n")    # the tiny model is never that sure
+    out = run_cli("classify", "--json", "--no-mmod", "--model", tiny_model, "--config", config, astronaut_picture)
+    assert out.returncode == 0, out.stderr
+    (face,) = json.loads(out.stdout)["faces"]
+    assert face["label"] == "uncertain" and face["top_label"] in LABELS
+    assert face["top_label"] == max(face["probs"], key=face["probs"].get) and face["confidence"] < 0.99
+    text = run_cli("classify", "--no-mmod", "--model", tiny_model, "--config", config, astronaut_picture)
+    assert ": uncertain 0." in text.stdout

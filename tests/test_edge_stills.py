@@ -81,3 +81,32 @@ def test_unrotate_maps_a_point_back():
         box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
         x, y, w, h = _unrotate(box, angle, img.shape, rot.shape)
         assert abs(x + w / 2 - 225) <= 2 and abs(y + h / 2 - 55) <= 2, angle
+
+
+def test_mmod_ends_the_cascade_and_finds_a_head_hog_misses(astronaut):
+    """dlib's CNN detector, the last step, finds the 60-degree head that HOG without rotations
+    misses; where HOG finds a face, it never runs (the face is HOG's)."""
+    from edge.vision.stills import mmod_available
+    from tests.shared_data import unavailable
+
+    if not mmod_available():
+        unavailable("face-recognition-models (dlib's MMOD weights) is not installed")
+    (upright,) = faces_in_still(astronaut, PictureDetectParams(mmod=True))
+    assert upright.detector == "hog"
+    picture = tilted(astronaut, 60)
+    assert faces_in_still(picture, PictureDetectParams(angles=())) == []
+    (face,) = faces_in_still(picture, PictureDetectParams(angles=(), mmod=True))
+    assert face.detector == "mmod" and face.angle == 0
+    x, y, w, h = upright.box
+    ex, ey = turned_point(x + w / 2, y + h / 2, 60, picture.shape)
+    fx, fy, fw, fh = face.box
+    assert abs(fx + fw / 2 - ex) < 25 and abs(fy + fh / 2 - ey) < 25   # where the face went
+
+
+def test_mmod_boxes_are_mapped_to_hog_framing():
+    from edge.vision.stills import MMOD_TO_HOG_SCALE, MMOD_TO_HOG_SHIFT, mmod_to_hog
+
+    x, y, w, h = mmod_to_hog((100, 100, 100, 100))
+    assert (w, h) == (round(100 * MMOD_TO_HOG_SCALE),) * 2
+    assert x + w / 2 == pytest.approx(150 + 100 * MMOD_TO_HOG_SHIFT[0], abs=1)
+    assert y + h / 2 == pytest.approx(150 + 100 * MMOD_TO_HOG_SHIFT[1], abs=1)

@@ -55,3 +55,29 @@ def test_stats_match_a_hand_count(tmp_path):
         assert stats(source, window)["total"] == 11
     finally:
         source.close()
+
+
+def test_uncertain_faces_are_counted_apart_and_cannot_be_accepted(tmp_path):
+    """A face logged as "uncertain" (below classifier.min_confidence) is no prediction: counted on
+    its own, left out of the accuracy, and a reviewer labels it rather than accepting it."""
+    from dataclasses import replace
+
+    from edge.review.items import CannotApply, ReviewChange
+    from edge.store.database import Store
+    from tests.store_helpers import make_crop, make_record
+
+    state = tmp_path / "state"
+    fill_store(state, 7)
+    with Store(state) as store:
+        face_id = store.log_face(replace(make_record(99, confidence=0.3), label="uncertain"), make_crop(99))
+    source = StoreSource(state)
+    try:
+        s = stats(source, Filters())
+        assert s["total"] == 8 and s["uncertain"] == 1 and sum(s["predicted"].values()) == 7
+        with pytest.raises(CannotApply):
+            source.apply([ReviewChange(face_id, "accept", None)])
+        source.apply([ReviewChange(face_id, "label", "sad")])
+        s = stats(source, Filters())
+        assert s["reviewed"] == 1 and s["accuracy"]["judged"] == 0 and s["reviewer"]["sad"] == 1
+    finally:
+        source.close()

@@ -161,6 +161,9 @@ def test_export_sidecar_records_measurements(trained_run):
     assert (meta.input.dtype, meta.input.scale, meta.input.zero_point) == ("int8", 1.0, -128)  # pixel - 128
     (test,) = m["test_int8"].values()
     assert test["n"] == t.test_n and 0.0 <= test["accuracy"] <= 1.0
+    cal = meta.extra["calibration"]
+    assert 0.25 <= cal["temperature"] <= 8 and meta.temperature == cal["temperature"] and cal["n"] == t.val_n
+    assert cal["views"] == {"flip": True, "zoom": 0.15} and cal["val_ece_after"] <= cal["val_ece_before"] + 0.02
 
 
 def test_evaluate_json_contract_matches_export(trained_run, capsys, tmp_path):
@@ -177,9 +180,12 @@ def test_evaluate_json_contract_matches_export(trained_run, capsys, tmp_path):
     assert sum(map(sum, result["confusion"])) == t.val_n
     # the int8 model on the export's own validation data scores what the sidecar says
     assert result["accuracy"] == pytest.approx(load_sidecar(t.tflite).metrics["val_accuracy_int8"], abs=1e-4)
-    for name in ("metrics.json", "confusion.json", "confusion.png", "report.md"):
+    for name in ("metrics.json", "confusion.json", "confusion.png", "reliability.png", "report.md"):
         assert (tmp_path / "rep" / name).stat().st_size > 0
     assert "| **neutral** |" in (tmp_path / "rep" / "report.md").read_text()
+    assert "## Reliability" in (tmp_path / "rep" / "report.md").read_text()
+    # the sidecar's temperature is applied, and the ECE is over every face
+    assert result["temperature"] == load_sidecar(t.tflite).temperature and result["calibration"]["n"] == t.val_n
 
     # the Keras run folder is evaluated the same way and matches the float figure
     assert train_cli(["evaluate", str(t.run), str(t.val), "--json", "--no-tta", "--tta-zoom", "0"]) == 0
@@ -339,10 +345,12 @@ def test_evaluate_raw_pictures_through_dlib(tiny_model, tmp_path, capsys):
     from tests.shared_data import shared_data
 
     seed = shared_data("scraped-seed")
-    assert train_cli(["evaluate", str(tiny_model), str(seed), "--limit", "14", "--upsample", "0",
+    assert train_cli(["evaluate", str(tiny_model), str(seed), "--limit", "14", "--upsample", "0", "--no-mmod",
                       "--json", "--report", str(tmp_path / "rep")]) == 0
     result = last_json_line(capsys.readouterr().out)
-    assert result["mode"] == "pictures"
+    assert result["mode"] == "pictures" and result["mmod"] is False and result["found_by_mmod"] == 0
+    assert result["calibration"]["n"] == result["n_found"] and 0 <= result["calibration"]["ece"] <= 1
+    assert (tmp_path / "rep" / "reliability.png").stat().st_size > 0
     assert result["n"] + result["unreadable"] == 14
     assert 0 < result["n_found"] <= result["n"], "dlib finds a face in some of the scraped pictures"
     assert result["accuracy"] <= result["accuracy_found"] + 1e-9

@@ -12,6 +12,7 @@ COMMANDS = {
     "fit": ("trainer.commands.fit", "train the CNN on one or more data sets"),
     "evaluate": ("trainer.commands.evaluate", "measure a Keras run or a .tflite on faces or raw pictures"),
     "export": ("trainer.commands.export", "export a run as int8 .tflite + JSON sidecar"),
+    "calibrate": ("trainer.commands.calibrate", "fit a model's confidence temperature on validation faces"),
 }
 
 

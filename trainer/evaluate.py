@@ -29,9 +29,10 @@ from edge.capture.pictures import open_picture
 from edge.contracts.crop import Box, CropParams, crop_face
 from edge.contracts.labels import LABELS, label_from_name
 from edge.contracts.modelfile import load_sidecar
-from edge.vision.classify import average_over_views
+from edge.vision.classify import average_over_views, tempered
 from edge.vision.interpreter import make_interpreter
 from edge.vision.stills import PictureDetectParams, faces_in_still
+from trainer.calibrate import calibration_of, plot_reliability
 from trainer.model import load_for_inference
 
 # --------------------------------------------------------------------------- models
@@ -46,6 +47,7 @@ class Predictor:
     predict_fn: Callable[[np.ndarray], np.ndarray]
     tta: bool = False                          # average with the horizontally flipped face
     tta_zoom: float = 0.0                      # and with faces zoomed by 1 -/+ this (edge.vision.classify.tta_views)
+    temperature: float = 1.0                   # the sidecar's calibration temperature, applied in predict_fn
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces, dtype=np.uint8)
@@ -63,8 +65,10 @@ def keras_predict_fn(model) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def tflite_predict_fn(tflite: bytes | Path, num_threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
-    """Run an int8 (or float) .tflite one face at a time, quantizing as the edge does."""
+def tflite_predict_fn(tflite: bytes | Path, num_threads: int | None = None,
+                      temperature: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
+    """Run an int8 (or float) .tflite one face at a time, quantizing as the edge does; scores are
+    tempered by ``temperature`` (the sidecar's calibration) as the edge's Classifier does."""
     if isinstance(tflite, (bytes, bytearray)):
         interpreter = make_interpreter(model_content=bytes(tflite), num_threads=num_threads)
     else:
@@ -85,6 +89,8 @@ def tflite_predict_fn(tflite: bytes | Path, num_threads: int | None = None) -> C
             interpreter.invoke()
             y = interpreter.get_tensor(out["index"])[0]
             results[i] = (y.astype(np.float32) - out_zero) * out_scale if out_scale else y
+        if temperature != 1.0:
+            results = tempered(np.clip(results, 0.0, None), temperature, (out_scale or 1e-6) / 2.0)
         return results
 
     return predict
@@ -95,7 +101,8 @@ def load_predictor(model: Path, *, tta: bool = False, tta_zoom: float = 0.0, num
     model = Path(model)
     if model.suffix == ".tflite":
         meta = load_sidecar(model)  # ModelFileError for a tampered file or a broken sidecar
-        return Predictor(model.name, "tflite-int8", meta.crop, tflite_predict_fn(model, num_threads), tta, tta_zoom)
+        return Predictor(model.name, "tflite-int8", meta.crop, tflite_predict_fn(model, num_threads, meta.temperature),
+                         tta, tta_zoom, meta.temperature)
     keras_file, crop = resolve_keras(model)
     loaded = load_for_inference(keras_file)
     crop = dataclasses.replace(crop, size=int(loaded.input_shape[1]))  # a bare .keras file: its own size
@@ -158,7 +165,8 @@ def evaluate_faces(predictor: Predictor, faces: np.ndarray, labels: np.ndarray) 
     probs = predictor.predict(faces)
     seconds = time.perf_counter() - start
     result = metrics(labels, probs.argmax(1))
-    result |= {"mode": "faces", "ms_per_face": round(1000 * seconds / max(1, len(faces)), 3)}
+    result |= {"mode": "faces", "ms_per_face": round(1000 * seconds / max(1, len(faces)), 3),
+               "temperature": predictor.temperature, "calibration": calibration_of(probs, labels)}
     return result
 
 
@@ -178,6 +186,7 @@ def load_picture(path: Path, max_side: int) -> np.ndarray:
 class PictureFace:
     box: Box
     crop: np.ndarray = field(repr=False)
+    detector: str = "hog"
 
 
 def faces_in_picture(rgb: np.ndarray, crop: CropParams, params: PictureDetectParams) -> list[PictureFace]:
@@ -187,7 +196,7 @@ def faces_in_picture(rgb: np.ndarray, crop: CropParams, params: PictureDetectPar
     makes, so a picture is read here exactly as the edge reads a still. The picture is already
     shrunk by :func:`load_picture`, so the cascade scans it at its size.
     """
-    return [PictureFace(d.box, crop_face(rgb, d.box, crop)) for d in faces_in_still(rgb, params)]
+    return [PictureFace(d.box, crop_face(rgb, d.box, crop), d.detector) for d in faces_in_still(rgb, params)]
 
 
 def labelled_pictures(root: Path) -> list[tuple[Path, int]]:
@@ -208,9 +217,10 @@ def labelled_pictures(root: Path) -> list[tuple[Path, int]]:
 
 
 def evaluate_pictures(predictor: Predictor, root: Path, *, upsample: int = 1, max_side: int = 640,
-                      limit: int | None = None, progress: bool = False) -> dict:
-    """Pictures through detect + crop + model. See the module docstring for how they count."""
-    params = PictureDetectParams.starting_at(upsample)  # the cascade of `moodcam classify --upsample N`
+                      limit: int | None = None, progress: bool = False, mmod: bool = False) -> dict:
+    """Pictures through detect + crop + model. See the module docstring for how they count.
+    ``mmod``: the cascade ends with dlib's CNN detector (``moodcam classify --mmod``)."""
+    params = PictureDetectParams.starting_at(upsample, mmod=mmod)  # the cascade of `moodcam classify --upsample N`
     items = labelled_pictures(root)
     if limit:
         # An even spread over the folders, not the first folder only.
@@ -231,16 +241,22 @@ def evaluate_pictures(predictor: Predictor, root: Path, *, upsample: int = 1, ma
         start = time.perf_counter()
         faces = faces_in_picture(rgb, predictor.crop, params)
         probs = predictor.predict(np.stack([f.crop for f in faces])) if faces else np.zeros((0, len(LABELS)))
-        seconds += time.perf_counter() - start
+        took = time.perf_counter() - start
+        seconds += took
         rows.append({"path": str(path), "label": label, "faces": len(faces),
                      "boxes": [list(map(int, f.box)) for f in faces],
-                     "predicted": int(probs[0].argmax()) if faces else -1})
+                     "detector": faces[0].detector if faces else None,
+                     "predicted": int(probs[0].argmax()) if faces else -1,
+                     "confidence": round(float(probs[0].max()), 4) if faces else None,
+                     "probs": [round(float(p), 4) for p in probs[0]] if faces else None,
+                     "ms": round(1000 * took, 1)})
     truth = np.array([r["label"] for r in rows], np.int64)
     pred = np.array([r["predicted"] for r in rows], np.int64)
     found = pred >= 0
     # "All pictures": a picture without a face is wrong; the confusion matrix covers found faces.
     result = metrics(truth[found], pred[found])
     accuracy_found = result["accuracy"]
+    confidence = np.array([r["confidence"] for r in rows if r["predicted"] >= 0], np.float64)
     n = len(rows)
     result |= {
         "mode": "pictures",
@@ -256,10 +272,21 @@ def evaluate_pictures(predictor: Predictor, root: Path, *, upsample: int = 1, ma
         "cascade": asdict(params),
         "max_side": max_side,
         "ms_per_picture": round(1000 * seconds / max(1, n), 2),
+        "mmod": mmod,
+        "found_by_mmod": int(sum(r["detector"] == "mmod" for r in rows)),
+        "temperature": predictor.temperature,
+        "calibration": calibration_of_found(confidence, truth[found] == pred[found]),
         "per_picture": rows,
         "unreadable_files": unreadable,
     }
     return result
+
+
+def calibration_of_found(confidence: np.ndarray, correct: np.ndarray) -> dict:
+    """ECE over the pictures with a face (the largest face's confidence and whether it was right)."""
+    from trainer.calibrate import reliability
+
+    return reliability(confidence, correct)
 
 
 # --------------------------------------------------------------------------- report
@@ -288,9 +315,15 @@ def summary_lines(result: dict) -> list[str]:
                      f"{result['n_found']} ({result['faces_found_rate']:.1%}), {result['faces_total']} faces")
         lines.append(f"accuracy over all pictures: {result['accuracy']:.2%}   over pictures with a face: "
                      f"{result['accuracy_found']:.2%}   ({result['ms_per_picture']} ms/picture)")
+        if result.get("mmod"):
+            lines.append(f"faces found by the CNN detector (MMOD, the cascade's last step): {result['found_by_mmod']}")
     else:
         lines.append(f"accuracy: {result['accuracy']:.2%} on {result['n']} faces   macro F1: {result['macro_f1']:.3f}"
                      f"   ({result['ms_per_face']} ms/face)")
+    if "calibration" in result:
+        cal = result["calibration"]
+        lines.append(f"expected calibration error: {cal['ece']:.4f} ({cal['bins']} bins, {cal['n']} faces; "
+                     f"temperature {result.get('temperature', 1.0):g})")
     return lines
 
 
@@ -299,6 +332,9 @@ def write_report(result: dict, out: Path) -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "metrics.json", out / "confusion.json", out / "confusion.png", out / "report.md"]
+    if "calibration" in result:
+        plot_reliability(result, out / "reliability.png")
+        written.insert(3, out / "reliability.png")
     (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "confusion.json").write_text(json.dumps({"labels": result["labels"], "rows": "truth", "columns": "predicted",
                                                     "confusion": result["confusion"]}, indent=2) + "\n")
@@ -306,8 +342,20 @@ def write_report(result: dict, out: Path) -> list[Path]:
     md = ["# Evaluation", "", *(f"- {line}" for line in summary_lines(result)), "", "## Per class", "",
           per_class_markdown(result), "", "## Confusion matrix (rows: truth, columns: predicted)", "",
           confusion_markdown(result), ""]
+    if "calibration" in result:
+        md += ["## Reliability (confidence bins)", "", "![reliability](reliability.png)", "",
+               reliability_markdown(result["calibration"]), ""]
     (out / "report.md").write_text("\n".join(md))
     return written
+
+
+def reliability_markdown(cal: dict) -> str:
+    lines = [f"ECE {cal['ece']:.4f} over {cal['n']} faces ({cal['bins']} equal-width bins).", "",
+             "| confidence | faces | mean confidence | accuracy |", "|---|---|---|---|"]
+    for row in cal["table"]:
+        if row["n"]:
+            lines.append(f"| {row['lo']:.2f}-{row['hi']:.2f} | {row['n']} | {row['confidence']:.3f} | {row['accuracy']:.3f} |")
+    return "\n".join(lines)
 
 
 def plot_confusion(result: dict, png: Path) -> None:

@@ -2,6 +2,9 @@
 
 Representative data (faces from the training set) calibrates the quantization. The model takes
 raw gray pixels 0..255, so the int8 input is exactly ``pixel - 128`` (scale 1, zero point -128).
+The confidences are calibrated too: a temperature fitted on the validation faces on the int8
+model's dequantized scores, with ``moodcam classify``'s views (trainer.calibrate), goes into the
+sidecar's ``calibration`` key, and the edge applies it.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from edge.contracts.labels import LABELS
 from edge.contracts.modelfile import ModelMeta, Quantization, sha256_of, write_sidecar
 from edge.machine import cpu_description
 from edge.vision.interpreter import interpreter_class, make_interpreter
+from edge.vision.stills import STILL_TTA_ZOOM
+from trainer.calibrate import fit_calibration
 from trainer.data.datasets import load_dataset
 from trainer.evaluate import keras_predict_fn, run_crop_params, tflite_predict_fn
 from trainer.evaluate import metrics as score
@@ -143,6 +148,11 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
         raise ExportRefused(f"int8 accuracy {int8_acc:.2%} is {drop:.2f} points below float {float_acc:.2%} on "
                             f"{len(val)} validation faces (limit {max_drop_points} points); nothing written. Try more "
                             "representative faces (--samples), or pass --force to export anyway")
+    calibration = fit_calibration(tflite_predict_fn(tflite_bytes), val.faces, val.labels,
+                                  io_quantization(tflite_bytes)[1].scale / 2.0, flip=True, zoom=STILL_TTA_ZOOM,
+                                  source=f"the run's validation faces ({len(val)})")
+    log(f"calibration: temperature {calibration['temperature']:g}, validation ECE {calibration['val_ece_before']:.4f} "
+        f"-> {calibration['val_ece_after']:.4f} (flip + zoom {STILL_TTA_ZOOM:g} views)")
     tests = {}
     for path in test_data:  # e.g. FER2013 PublicTest: its int8 accuracy travels in the sidecar
         ds = load_dataset(Path(path), crop.size)
@@ -169,5 +179,5 @@ def export_run(run: Path, out: Path, *, force: bool = False, max_drop_points: fl
         metrics["test_int8"] = tests
     extra = {"hparams": hp.to_dict(), "run": str(run), "checkpoint": checkpoint,
              "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-             "representative_samples": min(samples, len(train))}
+             "representative_samples": min(samples, len(train)), "calibration": calibration}
     return write_model(out, tflite_bytes, crop, data=data_info, metrics=metrics, extra=extra)

@@ -7,7 +7,7 @@ from pathlib import Path
 from edge.argpaths import PathProblem, need_input
 from edge.capture.sources import PICTURE_SUFFIXES, load_picture
 from edge.cliutil import EXIT_MODEL, EXIT_USAGE, report_error, report_note, write_line
-from edge.commands.options import add_still_options, check_still_options
+from edge.commands.options import add_still_options, check_still_options, use_mmod
 from edge.config import ConfigError, load_config
 from edge.contracts.modelfile import ModelFileError, default_model_path
 from edge.vision.classify import Classifier
@@ -17,9 +17,11 @@ HELP = "classify faces in pictures or folders (--json lines)"
 DESCRIPTION = (
     "Detect faces in pictures (folders are searched recursively, in name order) with the still-picture "
     "cascade (dlib HOG at --upsample N, then the mirrored picture, N+1, and rotations of +-15/30 degrees, "
-    "each only while nothing is found), crop them as the model "
+    "then dlib's CNN detector where installed (--mmod), each only while nothing is found), crop them as the model "
     "was trained, and classify their expressions. With --json: one JSON object per picture on stdout, "
-    '{"path": ..., "faces": [{"box": [x, y, w, h], "label": ..., "confidence": ..., "probs": {label: p}}]}; '
+    '{"path": ..., "faces": [{"box": [x, y, w, h], "label": ..., "confidence": ..., "probs": {label: p}, '
+    '"top_label": ...}]}; label is "uncertain" when the confidence is below classifier.min_confidence '
+    "(top_label is always the most likely label); "
     'a file named on the command line that is not a readable picture gets an "error" field and the run goes on; '
     "in folders, only picture files (.jpg, .png, ...) are read and the rest (a scrape's manifest.jsonl) is "
     "skipped with a note on stderr. "
@@ -72,6 +74,7 @@ def run(args) -> int:
         pictures = check_paths(args)
         config = load_config(args.config) if args.config else load_config(None)
         check_still_options(args)
+        mmod = use_mmod(args)
     except (ConfigError, ValueError) as exc:
         return report_error("moodcam classify", exc, EXIT_USAGE)
     tta = config.classifier.tta if args.tta is None else args.tta
@@ -83,7 +86,7 @@ def run(args) -> int:
     # A still is all there is: the cascade tries harder than the video loop's single pass, and small
     # faces are allowed. The config's score threshold applies; its min_face_px only where it is smaller.
     params = PictureDetectParams.starting_at(args.upsample, threshold=config.detector.score_threshold,
-                                             min_size=min(config.detector.min_face_px, STILL_MIN_FACE_PX))
+                                             min_size=min(config.detector.min_face_px, STILL_MIN_FACE_PX), mmod=mmod)
     failed = 0
     for path in pictures:
         result: dict = {"path": str(path), "faces": []}
@@ -95,8 +98,10 @@ def run(args) -> int:
         else:
             boxes = [d.box for d in faces_in_still(image, params, max_side=args.max_side)]
             for box, pred in zip(boxes, classifier.classify(image, boxes)):
-                result["faces"].append({"box": [int(v) for v in box], "label": pred.label,
-                                        "confidence": round(pred.confidence, 4), "probs": pred.probs_dict()})
+                result["faces"].append({"box": [int(v) for v in box],
+                                        "label": pred.shown_label(config.classifier.min_confidence),
+                                        "confidence": round(pred.confidence, 4), "probs": pred.probs_dict(),
+                                        "top_label": pred.label})
         if args.json:
             write_line(json.dumps(result))
         elif "error" in result:

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from edge.store.layout import default_state_dir
-from edge.vision.stills import STILL_MAX_SIDE, STILL_TTA_ZOOM, STILL_UPSAMPLE
+from edge.vision.stills import STILL_MAX_SIDE, STILL_TTA_ZOOM, STILL_UPSAMPLE, mmod_available
 
 
 def add_state_option(p: argparse.ArgumentParser) -> None:
@@ -37,6 +37,25 @@ def add_still_options(p: argparse.ArgumentParser, *, tta_default: bool | None = 
     p.add_argument("--tta-zoom", type=float, default=STILL_TTA_ZOOM, metavar="Z",
                    help=f"also classify each face zoomed to 1-Z and 1+Z and average (default {STILL_TTA_ZOOM}; "
                         "0 = off; 0..0.3)")
+    add_mmod_option(p)
+
+
+def add_mmod_option(p: argparse.ArgumentParser) -> None:
+    """--mmod/--no-mmod: the still cascade's last step, dlib's CNN face detector (classify, evaluate, ingest)."""
+    p.add_argument("--mmod", action=argparse.BooleanOptionalAction, default=None,
+                   help="when the HOG cascade finds no face, try dlib's CNN face detector (MMOD) last: finds "
+                        "profiles and tilted or partly hidden faces, at seconds a picture (default: on where "
+                        "its weights, the face-recognition-models package, are installed; the Pi has none)")
+
+
+def use_mmod(args: argparse.Namespace) -> bool:
+    """Whether the still cascade ends with MMOD; ValueError when --mmod is asked for without its weights."""
+    if args.mmod is None:
+        return mmod_available()
+    if args.mmod and not mmod_available():
+        raise ValueError("--mmod needs dlib's CNN face detector weights: pip install face-recognition-models "
+                         "(in the train extra), or leave --mmod out")
+    return bool(args.mmod)
 
 
 def check_still_options(args: argparse.Namespace) -> None:

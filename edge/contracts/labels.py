@@ -7,6 +7,9 @@ import re
 
 LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
+# What a face is logged and printed as instead of a label when its confidence is below
+# classifier.min_confidence: not one of LABELS, never a training label.
+UNCERTAIN = "uncertain"
 
 # Words that name an emotion in folder names and search phrases ("Disgusted+Human+Faces").
 _WORD_TO_LABEL = {

@@ -41,6 +41,12 @@ class ModelMeta:
     metrics: dict = field(default_factory=dict)    # measured accuracy and friends
     extra: dict = field(default_factory=dict)      # anything else the exporter records
 
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature the edge divides the logits by (sidecar key
+        ``calibration.temperature``; 1 = none, for sidecars written before it existed)."""
+        return float((self.extra.get("calibration") or {}).get("temperature", 1.0))
+
     def to_dict(self) -> dict:
         return {
             "format": FORMAT,
@@ -115,6 +121,11 @@ def load_sidecar(tflite_path: Path, *, verify_hash: bool = True) -> ModelMeta:
                                  f"{path.name} says {expected[:16] or '(nothing)'}...; the file was changed or "
                                  "truncated since export; copy both files again")
     known = {"format", "name", "labels", "crop", "input", "output", "tflite_sha256", "data", "metrics"}
+    calibration = raw.get("calibration", {})
+    temperature = calibration.get("temperature", 1.0) if isinstance(calibration, dict) else None
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0.05 <= temperature <= 20:
+        raise ModelFileError(f"{path}: key 'calibration' needs a 'temperature' number between 0.05 and 20, "
+                             f"it has {calibration!r}; re-export the model, or delete the key (temperature 1)")
     return ModelMeta(
         labels=labels,
         crop=crop,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from edge.contracts.labels import LABELS
+from edge.contracts.labels import LABELS, UNCERTAIN
 from edge.review.items import Filters
 
 NOT_FACE = "not_face"
@@ -47,6 +47,7 @@ def stats(source, filters: Filters) -> dict:
     total = source.count(base)
     reviewed = source.count(replace(base, reviewed=True))
     predicted = {label: source.count(replace(base, labels=(label,))) for label in LABELS}
+    uncertain = source.count(replace(base, labels=(UNCERTAIN,)))   # below classifier.min_confidence
     cells = source.confusion(base) if hasattr(source, "confusion") else confusion_by_iteration(source, base)
     columns = list(LABELS) + [NOT_FACE]
     matrix = [[cells.get((p, c), 0) for c in columns] for p in LABELS]
@@ -63,6 +64,7 @@ def stats(source, filters: Filters) -> dict:
         "total": total,
         "reviewed": reviewed,
         "predicted": predicted,
+        "uncertain": uncertain,
         "reviewer": by_reviewer,
         "accuracy": {
             "judged": judged,           # reviewed faces that had a prediction

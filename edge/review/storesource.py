@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from edge.contracts.labels import LABELS
+from edge.contracts.labels import LABELS, UNCERTAIN
 from edge.review.items import CannotApply, Filters, NotFound, ReviewChange, ReviewItem
 from edge.store.database import Store
 from edge.store.layout import DB_NAME
@@ -81,7 +81,7 @@ class StoreSource:
         args = _query_args(filters) | {"reviewed": True}
         cells = {}
         with self._lock:
-            for p in LABELS:
+            for p in (*LABELS, UNCERTAIN):   # "uncertain": what the reviewer said it was still counts
                 row = args | {"labels": [p]}
                 if not self.store.count(**row):
                     continue
@@ -140,7 +140,7 @@ class StoreSource:
                 row = self.store.get(ch.id)
                 if row is None:
                     raise NotFound(ch.id)
-                if ch.action == "accept" and not row.label:
+                if ch.action == "accept" and row.label not in LABELS:  # none, or "uncertain"
                     raise CannotApply(f"face {ch.id} has no prediction to accept")
                 befores.append(to_item(row))
             result = []

@@ -372,7 +372,7 @@ class Daemon:
     def log_faces(self, result: FrameResult) -> None:
         frame = result.frame
         for face in result.faces:
-            label = face.smoothed.label
+            label = face.smoothed.shown_label(self.config.classifier.min_confidence)
             if not self.policy.should_log(face.track_id, label, frame.ts):
                 continue
             if time.monotonic() < self._store_retry_at:

@@ -4,7 +4,9 @@ The model is checked against its JSON sidecar (edge.modelfile.load_sidecar: sha2
 parameters) and against itself (input shape and quantization must be what the sidecar says), so a
 truncated, tampered or foreign model is refused with a message that says which check failed.
 Crops come from edge.preprocess.crop_face with the sidecar's CropParams: the same framing the
-trainer used.
+trainer used. The scores of each view are tempered by the sidecar's calibration temperature
+(:func:`tempered`; 1 for a sidecar without one) before views are averaged, so a confidence of 0.8
+means right about 8 times in 10.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.contracts.crop import Box, crop_face
-from edge.contracts.labels import LABELS
+from edge.contracts.labels import LABELS, UNCERTAIN
 from edge.contracts.modelfile import ModelFileError, ModelMeta, load_sidecar
 from edge.vision.interpreter import interpreter_class
 
@@ -74,6 +76,18 @@ def average_over_views(predict, crops: np.ndarray, flip: bool, zoom: float = 0.0
     return sum(predict(view) for view in views) / len(views)
 
 
+def tempered(probs: np.ndarray, temperature: float, floor: float) -> np.ndarray:
+    """Softmax scores re-soft-maxed at ``temperature``: softmax(log(p) / T), the same as dividing the
+    logits by T. An int8 score of 0 stands for anything below one quantization step, so scores are
+    read as at least ``floor`` (half a step). T = 1 returns ``probs`` unchanged."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.maximum(probs, floor)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    out = np.exp(logits)
+    return (out / out.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str
@@ -84,6 +98,10 @@ class Prediction:
     def from_probs(cls, probs: np.ndarray) -> "Prediction":
         i = int(np.argmax(probs))
         return cls(LABELS[i], float(probs[i]), tuple(float(p) for p in probs))
+
+    def shown_label(self, min_confidence: float) -> str:
+        """The label, or ``"uncertain"`` when the confidence is below ``min_confidence`` (0 = never)."""
+        return UNCERTAIN if self.confidence < min_confidence else self.label
 
     def probs_dict(self) -> dict[str, float]:
         return {label: round(p, 4) for label, p in zip(LABELS, self.probs)}
@@ -155,7 +173,8 @@ class Classifier:
         probs = (raw.astype(np.float32) - q.zero_point) * q.scale
         probs = np.clip(probs, 0.0, None)
         total = probs.sum(axis=-1, keepdims=True)
-        return np.where(total > 0, probs / np.maximum(total, 1e-12), 1.0 / probs.shape[-1])
+        probs = np.where(total > 0, probs / np.maximum(total, 1e-12), 1.0 / probs.shape[-1])
+        return tempered(probs, self.meta.temperature, q.scale / 2.0)
 
     # ------------------------------------------------------------------ inference
     def crops(self, image: np.ndarray, boxes: list[Box]) -> np.ndarray:

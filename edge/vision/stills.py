@@ -5,7 +5,12 @@ picture is all there is, so it is worth more time. A web picture of an "angry hu
 mostly one large frontal face, which dlib's HOG finds at upsample 1 in ~25 ms (640 px). What it
 misses are faces turned to one side (the mirrored picture finds some), small faces (upsample 2)
 and tilted heads (a few degrees of rotation). Each further try costs several times the first, so
-the detector runs a *cascade*: the next try only when all earlier ones found nothing.
+the detector runs a *cascade*: the next try only when all earlier ones found nothing. Its last,
+optional step is dlib's CNN face detector (MMOD, weights from the ``face-recognition-models``
+package): it finds profiles, strongly tilted and partly hidden faces that HOG's frontal templates
+miss, at ~100 times HOG's cost (seconds a picture on a desktop core, far more on a Pi 3), so it
+runs only on pictures where every HOG try found nothing, and only where its weights are installed
+(the desktop/train extra; not on the Pi).
 
 One cascade serves every still: ``moodcam classify`` and the trainer's evaluate on raw pictures
 (both through :func:`faces_in_still`) and the trainer's ingest (:func:`find_picture_faces`), so a
@@ -48,6 +53,9 @@ class PictureDetectParams:
     threshold: dlib's detection threshold adjustment (0 = dlib's default; < 0 finds more, and
                more false faces).
     min_size:  faces whose box side is below this many pixels (of the picture scanned) are ignored.
+    mmod:      last, when every HOG try found nothing: dlib's CNN (MMOD) detector at upsample 0
+               (see :func:`mmod_available`; off by default here, the commands turn it on where its
+               weights are installed).
     """
 
     upsample: tuple[int, ...] = (1, 2)
@@ -55,6 +63,7 @@ class PictureDetectParams:
     angles: tuple[float, ...] = (-15.0, 15.0, -30.0, 30.0)
     threshold: float = 0.0
     min_size: int = STILL_MIN_FACE_PX
+    mmod: bool = False
 
     @classmethod
     def starting_at(cls, upsample: int, **kwargs) -> "PictureDetectParams":
@@ -70,9 +79,11 @@ class PictureDetection:
     score: float      # dlib's detection score
     upsample: int     # the level that found it
     angle: float      # the rotation under which it was found (0 = upright)
+    detector: str = "hog"   # "hog", or "mmod" for the CNN's last step (its score is its confidence)
 
 
 _detector = None
+_mmod = None
 
 
 def _dlib_detector():
@@ -83,6 +94,68 @@ def _dlib_detector():
 
         _detector = dlib.get_frontal_face_detector()
     return _detector
+
+
+class MMODUnavailable(RuntimeError):
+    """dlib's CNN face detector was asked for but its weights (face-recognition-models) are not installed."""
+
+
+def mmod_weights() -> str | None:
+    """Path of dlib's MMOD face detector weights, or None when face-recognition-models is not installed."""
+    import importlib.util
+    from pathlib import Path
+
+    if importlib.util.find_spec("face_recognition_models") is None:
+        return None
+    import face_recognition_models
+
+    path = face_recognition_models.cnn_face_detector_model_location()
+    return path if Path(path).is_file() else None
+
+
+def mmod_available() -> bool:
+    """True where the still cascade may end with dlib's CNN detector: its weights are installed
+    (``pip install face-recognition-models``, in the train extra). The Pi does not install them:
+    one 640 px picture costs it tens of seconds."""
+    return mmod_weights() is not None
+
+
+def _mmod_detector():
+    """dlib's CNN (MMOD) face detector, created once per process on first use."""
+    global _mmod
+    if _mmod is None:
+        path = mmod_weights()
+        if path is None:
+            raise MMODUnavailable("dlib's CNN face detector needs the face-recognition-models package "
+                                  "(pip install face-recognition-models, or the train extra); or pass --no-mmod")
+        import dlib
+
+        _mmod = dlib.cnn_face_detection_model_v1(path)
+    return _mmod
+
+
+# MMOD's boxes frame a face differently from HOG's, which the crop contract was measured on
+# (edge/contracts/crop.py). Fitted on held-out scraped pictures where both found the same face
+# (54 faces of 70 pictures, IoU > 0.3, median 0.74): the HOG box side is a median 1.13 MMOD box
+# sides (quartiles 0.95-1.14) and its centre 0.05 box heights lower (quartiles 0.01-0.13); the
+# sideways offset (0.025) is left out, as a face has no preferred side.
+MMOD_TO_HOG_SCALE = 1.13
+MMOD_TO_HOG_SHIFT = (0.0, 0.05)
+
+
+def mmod_to_hog(box: Box) -> Box:
+    """An MMOD box as the HOG box of the same face would be, so the crop frames it as trained."""
+    x, y, w, h = box
+    cx = x + w / 2.0 + MMOD_TO_HOG_SHIFT[0] * w
+    cy = y + h / 2.0 + MMOD_TO_HOG_SHIFT[1] * h
+    side_w, side_h = w * MMOD_TO_HOG_SCALE, h * MMOD_TO_HOG_SCALE
+    return round(cx - side_w / 2.0), round(cy - side_h / 2.0), round(side_w), round(side_h)
+
+
+def _run_mmod(gray: np.ndarray) -> list[tuple[Box, float]]:
+    found = _mmod_detector()(gray, 0)
+    return [(mmod_to_hog((d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height())), float(d.confidence))
+            for d in found]
 
 
 def _run(gray: np.ndarray, upsample: int, threshold: float) -> list[tuple[Box, float]]:
@@ -145,12 +218,14 @@ def find_picture_faces(gray: np.ndarray,
                     found.append(PictureDetection(box, s, up, angle))
             if found:
                 break
+    if not found and params.mmod:
+        found = [PictureDetection(b, s, 0, 0.0, "mmod") for b, s in _run_mmod(gray) if min(b[2:]) >= params.min_size]
     # dlib boxes may reach past the border (a face cut by the frame); clamp them to the picture.
     clamped = []
     for d in found:
         box = _clamp(d.box, gray.shape)
         if box is not None:
-            clamped.append(PictureDetection(box, d.score, d.upsample, d.angle))
+            clamped.append(PictureDetection(box, d.score, d.upsample, d.angle, d.detector))
     return sorted(clamped, key=lambda d: d.box[2] * d.box[3], reverse=True)
 
 
@@ -172,5 +247,5 @@ def faces_in_still(image: np.ndarray, params: PictureDetectParams = PictureDetec
         x, y, w, h = d.box
         box = box_before_shrink(x, y, x + w, y + h, scale, width, height)
         if box is not None:
-            out.append(PictureDetection(box, d.score, d.upsample, d.angle))
+            out.append(PictureDetection(box, d.score, d.upsample, d.angle, d.detector))
     return out

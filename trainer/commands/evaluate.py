@@ -16,8 +16,12 @@ single-view accuracy of a model on faces, pass ``--no-tta --tta-zoom 0``.
 ``macro_f1``, ``labels``, ``confusion`` (rows truth, columns predicted), ``mode`` ("faces" or
 "pictures"), ``model``, ``data``, ``tta``, ``tta_zoom``; pictures add ``accuracy_found``, ``n_found``,
 ``faces_found_rate``, ``faces_total``, ``unreadable``, ``upsample``, ``cascade`` (the detector's
-parameters), ``max_side``, ``ms_per_picture``. Per-picture rows are left out of the
-line (they are in ``--report DIR``/metrics.json).
+parameters), ``max_side``, ``ms_per_picture``, ``mmod`` (the cascade ended with dlib's CNN
+detector), ``found_by_mmod`` (pictures whose face only it found). Both modes add ``temperature``
+(the sidecar's calibration) and ``calibration`` ({ece, bins, n, table}: expected calibration error
+over 15 confidence bins, of the largest face for pictures). Per-picture rows are left out of the
+line (they are in ``--report DIR``/metrics.json, with each face's ``confidence``, ``probs`` and
+``detector``); the report also draws ``reliability.png``.
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from PIL import Image
 
 from edge.argpaths import add_force_option, need_input, need_output
 from edge.cliutil import report_error
-from edge.commands.options import add_still_options, check_still_options
+from edge.commands.options import add_still_options, check_still_options, use_mmod
 from edge.contracts.modelfile import ModelFileError
 from trainer.data.datasets import IMAGE_SUFFIXES, load_dataset
 from trainer.evaluate import (
@@ -101,7 +105,7 @@ def _run(args) -> int:
         result = evaluate_faces(predictor, ds.faces, ds.labels)
     else:
         result = evaluate_pictures(predictor, args.data, upsample=args.upsample, max_side=args.max_side,
-                                   limit=args.limit, progress=not args.json)
+                                   limit=args.limit, progress=not args.json, mmod=use_mmod(args))
     result |= {"model": str(args.model), "model_kind": predictor.kind, "data": str(args.data), "tta": args.tta,
                "tta_zoom": args.tta_zoom}
     if args.report:

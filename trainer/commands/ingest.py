@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edge.argpaths import add_force_option, need_input, need_output
 from edge.cliutil import EXIT_PARTIAL, report_error
+from edge.commands.options import add_mmod_option, use_mmod
 from edge.contracts.crop import CropParams
 from edge.contracts.labels import LABELS
 from trainer.data.ingest import (
@@ -23,7 +24,7 @@ HELP = "cut faces out of pictures with dlib into an .npz data set"
 DESCRIPTION = (
     "Walk PICTURES (one folder per search phrase; the label is the emotion word in the folder name), "
     "decode every picture Pillow reads, find faces with the edge's still-picture cascade of dlib's HOG "
-    "detector (edge.vision.stills, as moodcam classify), crop them with the edge's crop (edge.contracts.crop.crop_face) "
+    "detector, ending with dlib's CNN detector where installed (--mmod) (edge.vision.stills, as moodcam classify), crop them with the edge's crop (edge.contracts.crop.crop_face) "
     "and write OUT (.npz) beside OUT.manifest.csv, OUT.rejects.csv "
     "and OUT.summary.md (all readable by their owner only: they hold faces). PICTURES may also be one "
     "labelled folder itself (.../Fearful+Human+Faces): its name gives the label. OUT's folder must exist; "
@@ -47,6 +48,7 @@ def add_arguments(p) -> None:
     p.add_argument("--angles", type=float, nargs="*", default=list(det.angles),
                    help="rotations (degrees) tried when nothing else found a face (default %(default)s; none: off)")
     p.add_argument("--no-mirror", action="store_true", help="do not retry on the mirrored picture")
+    add_mmod_option(p)
     p.add_argument("--threshold", type=float, default=det.threshold, help="dlib threshold adjustment (<0: more faces, more false ones)")
     p.add_argument("--dedup-distance", type=int, default=4,
                    help="faces whose perceptual hashes differ in at most this many bits count as one (-1: keep all)")
@@ -59,7 +61,7 @@ def run(args) -> int:
     try:
         crop = CropParams.from_dict({"size": args.size, "margin": args.margin})
         label_map = parse_label_map(args.label_map)
-        options = check_options(args, crop)
+        options = check_options(args, crop, use_mmod(args))
         need_input(args.pictures, "", kind="dir")
         paths = output_paths(args.out)
         need_output(paths["npz"], "--out", force=args.force, also=[p for k, p in paths.items() if k != "npz"])
@@ -84,7 +86,7 @@ def run(args) -> int:
     return 0
 
 
-def check_options(args, crop: CropParams) -> IngestOptions:
+def check_options(args, crop: CropParams, mmod: bool) -> IngestOptions:
     """The detection options, each in its range (ValueError naming the option)."""
     if any(u < 0 or u > 3 for u in args.upsample):
         raise ValueError(f"--upsample {args.upsample}: levels must be 0..3 (each level is 4x the pixels)")
@@ -97,6 +99,6 @@ def check_options(args, crop: CropParams) -> IngestOptions:
     return IngestOptions(
         crop=crop,
         detect=replace(IngestOptions().detect, upsample=tuple(args.upsample), mirror=not args.no_mirror,
-                       angles=tuple(args.angles), threshold=args.threshold),
+                       angles=tuple(args.angles), threshold=args.threshold, mmod=mmod),
         all_faces=args.all_faces, dedup_distance=args.dedup_distance, workers=args.workers,
     )

@@ -435,7 +435,8 @@ function act(action, label) {
   const bulk = state.selected.size > 0;
   let list = items;
   if (action === "accept") {
-    list = items.filter((it) => it.label);
+    // "uncertain" (below classifier.min_confidence) is no label to accept.
+    list = items.filter((it) => it.label && state.info.labels.includes(it.label));
     if (!list.length) { toast("No prediction to accept here: press 1–7 to label.", true); return; }
   }
   const changes = list.map((it) => (action === "label" ? { id: it.id, action, label } : { id: it.id, action }));
