@@ -86,24 +86,33 @@ def test_a_track_moves_at_its_speed_and_is_missed_only_where_a_round_looked():
     assert tracker.current(4) == [] and tracker.ended == [1]
 
 
-def daemon_with_failing_detection(tiny_model, tmp_path) -> Daemon:
+def daemon_with_failing_detection(tiny_model, tmp_path, **performance) -> Daemon:
     config = Config().with_overrides(classifier={"model": str(tiny_model)}, store={"state_dir": str(tmp_path)},
-                                     detector={"every_n_frames": 1}, logging={"min_interval_s": 0.0})
+                                     detector={"every_n_frames": 1}, logging={"min_interval_s": 0.0},
+                                     performance={"detection": "thread"} | performance)
     return Daemon(config, source=DemoSource(640, 480), max_frames=120, handle_signals=False)
+
+
+def failing_scans(monkeypatch, error: BaseException, times: int | None = None, kind: str | None = None) -> dict:
+    """Scanner.scan raises ``error`` on its first ``times`` calls (None: always), on scanners of
+    ``kind`` only (None: all); returns the count of those calls."""
+    real = Scanner.scan
+    calls = {"n": 0}
+
+    def scan(self, *args):
+        if kind is None or self.kind == kind:
+            calls["n"] += 1
+            if times is None or calls["n"] <= times:
+                raise error
+        return real(self, *args)
+
+    monkeypatch.setattr(Scanner, "scan", scan)
+    return calls
 
 
 @pytest.mark.timeout(600)
 def test_a_failed_detection_thread_is_restarted(tiny_model, tmp_path, monkeypatch):
-    real = Scanner.scan
-    calls = {"n": 0}
-
-    def fails_once(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise MemoryError("the detection thread died")
-        return real(self, *args)
-
-    monkeypatch.setattr(Scanner, "scan", fails_once)
+    failing_scans(monkeypatch, MemoryError("the detection thread died"), times=1)
     daemon = daemon_with_failing_detection(tiny_model, tmp_path / "s")
     assert daemon.run() == EXIT_OK
     summary = daemon.summary()
@@ -113,10 +122,7 @@ def test_a_failed_detection_thread_is_restarted(tiny_model, tmp_path, monkeypatc
 
 @pytest.mark.timeout(600)
 def test_a_detection_thread_that_keeps_failing_stops_the_daemon_for_systemd(tiny_model, tmp_path, monkeypatch):
-    def always_fails(self, *args):
-        raise RuntimeError("dlib is broken")
-
-    monkeypatch.setattr(Scanner, "scan", always_fails)
+    failing_scans(monkeypatch, RuntimeError("dlib is broken"))
     daemon = daemon_with_failing_detection(tiny_model, tmp_path / "s")
     assert daemon.run() == EXIT_DETECTOR
     assert "dlib is broken" in daemon.exit_reason and daemon.exit_reason.startswith("detector:")
@@ -165,27 +171,10 @@ def test_split_scanners_full_scans_apart_and_the_motion_reference_with_the_regio
     assert not second.full and [d for d in second.detections if iou(d.box, truth) > 0.3]
 
 
-def split_daemon(tiny_model, tmp_path) -> Daemon:
-    config = Config().with_overrides(classifier={"model": str(tiny_model)}, store={"state_dir": str(tmp_path)},
-                                     detector={"every_n_frames": 1}, logging={"min_interval_s": 0.0},
-                                     performance={"detection": "split", "full_scan_s": 0.2})
-    return Daemon(config, source=DemoSource(640, 480), max_frames=120, handle_signals=False)
-
-
 @pytest.mark.timeout(600)
 def test_a_failed_full_scan_thread_is_restarted_and_region_rounds_go_on(tiny_model, tmp_path, monkeypatch):
-    real = Scanner.scan
-    calls = {"n": 0}
-
-    def full_fails_once(self, *args):
-        if self.kind == "full":
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise MemoryError("the full-scan thread died")
-        return real(self, *args)
-
-    monkeypatch.setattr(Scanner, "scan", full_fails_once)
-    daemon = split_daemon(tiny_model, tmp_path / "s")
+    calls = failing_scans(monkeypatch, MemoryError("the full-scan thread died"), times=1, kind="full")
+    daemon = daemon_with_failing_detection(tiny_model, tmp_path / "s", detection="split", full_scan_s=0.2)
     assert daemon.run() == EXIT_OK
     summary = daemon.summary()
     assert summary["detection"]["restarts"] == 1 and calls["n"] >= 2
@@ -195,14 +184,7 @@ def test_a_failed_full_scan_thread_is_restarted_and_region_rounds_go_on(tiny_mod
 
 @pytest.mark.timeout(600)
 def test_a_full_scan_thread_that_keeps_failing_stops_the_daemon_for_systemd(tiny_model, tmp_path, monkeypatch):
-    real = Scanner.scan
-
-    def full_always_fails(self, *args):
-        if self.kind == "full":
-            raise RuntimeError("dlib is broken on the full-scan thread")
-        return real(self, *args)
-
-    monkeypatch.setattr(Scanner, "scan", full_always_fails)
-    daemon = split_daemon(tiny_model, tmp_path / "s")
+    failing_scans(monkeypatch, RuntimeError("dlib is broken on the full-scan thread"), kind="full")
+    daemon = daemon_with_failing_detection(tiny_model, tmp_path / "s", detection="split", full_scan_s=0.2)
     assert daemon.run() == EXIT_DETECTOR
     assert "full-scan thread" in daemon.exit_reason and daemon.exit_reason.startswith("detector:")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -141,11 +141,17 @@ class Pipeline:
         scans = self._detection_rounds(index, gray)
         t1 = self.clock()
         ended: list[int] = []
+        started: set[int] = set()     # tracks begun by any of this frame's rounds are new on this frame
+        tracked = None
         for scan in scans:
             scanned = None if scan.full else [r.box for r in scan.regions]
-            self.tracker.update(list(scan.detections), scanned, frame=scan.frame_index, now=index)
+            tracked = self.tracker.update(list(scan.detections), scanned, frame=scan.frame_index, now=index)
+            started |= {t.track_id for t in tracked if t.new}
             ended += self.tracker.ended
-        tracked = self.tracker.current(index)
+        if tracked is None:
+            tracked = self.tracker.current(index)
+        elif len(scans) > 1:
+            tracked = [replace(t, new=t.track_id in started) for t in tracked]
         t2 = self.clock()
         due = self._due([t.track_id for t in tracked])
         chosen = [t for t in tracked if t.track_id in due]
