@@ -535,33 +535,50 @@ def region_fit(cost: dict[str, float], notes: dict[str, str]) -> tuple[float, fl
 
 
 def simulate(frame_ms: float, region_ms: float, full_ms: float, setup: Setup, seconds: float = 120.0) -> dict:
-    """The frame loop and the detection thread over ``seconds``, as Pipeline._detection_round runs
-    them: a frame takes a finished round and, when N frames have passed since the last start and the
-    thread is free, starts the next; a round is a full scan when full_scan_s has passed since the last one."""
+    """The frame loop and the detection thread(s) over ``seconds``, as Pipeline._detection_rounds runs
+    them: a frame takes the finished rounds and, when N frames have passed since the last start and the
+    region thread is free, starts the next round. One thread ("thread"): a round is a full scan when
+    full_scan_s has passed since the last one. Two ("split"): the region thread does region rounds
+    only, and a full scan starts on the other thread when full_scan_s has passed and it is free."""
+    split = split_layout(setup)
     frames = int(seconds * 1e3 / frame_ms)
-    busy_until, next_full, last_start = None, 0.0, -(10 ** 9)
-    rounds = []                                    # (start ms, duration ms, full, applied at frame start ms)
+    busy_until = {"region": None, "full": None}
+    next_full, last_start = 0.0, -(10 ** 9)
+    rounds = []                                    # [start ms, duration ms, full, applied at frame start ms]
+    pending = {"region": None, "full": None}
     for i in range(frames):
         t = i * frame_ms
-        if busy_until is not None and busy_until <= t:
-            rounds[-1] = rounds[-1][:3] + (t,)
-            busy_until = None
-        if i - last_start >= setup.every_n and busy_until is None:
-            full = not setup.region_scans or t / 1e3 >= next_full
+        for core, until in busy_until.items():
+            if until is not None and until <= t:
+                pending[core][3] = t
+                busy_until[core] = pending[core] = None
+        if split and busy_until["full"] is None and t / 1e3 >= next_full:
+            next_full = t / 1e3 + setup.full_scan_s
+            pending["full"] = [t, full_ms, True, None]
+            rounds.append(pending["full"])
+            busy_until["full"] = t + full_ms
+        if i - last_start >= setup.every_n and busy_until["region"] is None:
+            full = not split and (not setup.region_scans or t / 1e3 >= next_full)
             if full:
                 next_full = t / 1e3 + setup.full_scan_s
             duration = full_ms if full else region_ms
-            rounds.append((t, duration, full, None))
-            busy_until, last_start = t + duration, i
+            pending["region"] = [t, duration, full, None]
+            rounds.append(pending["region"])
+            busy_until["region"], last_start = t + duration, i
     done = [r for r in rounds if r[3] is not None]
-    busy = sum(r[1] for r in done) / (done[-1][3] if done else 1.0)
+    end = max((r[3] for r in done), default=1.0)
+    region_done = [r for r in done if not r[2] or not split]
+    full_done = [r for r in done if r[2]]
+    busy = {"region": sum(r[1] for r in region_done) / end, "full": sum(r[1] for r in full_done) / end if split else 0.0}
     span = (done[-1][0] - done[0][0]) / 1e3 if len(done) > 1 else seconds
     # A moving face that appears just after round r started is found by the next region round
     # (its motion; conservatively not by a full one: upsample 1 finds faces from ~40 px only), is
     # applied on the first frame after that round ends and classified in that frame.
+    # With full scans apart, only the region thread's rounds decide it.
     moving = []
-    for r, start in enumerate(done[:-1]):
-        found = next((q for q in done[r + 1:] if not q[2] or not setup.region_scans), None)
+    finders = [q for q in done if not q[2] or not setup.region_scans]
+    for start in (finders if split else done)[:-1]:
+        found = next((q for q in finders if q[0] > start[0]), None)
         if found is not None:
             moving.append(found[3] + frame_ms - start[0])
     still = []                                      # a face that sits still: only a full scan finds it
@@ -570,9 +587,18 @@ def simulate(frame_ms: float, region_ms: float, full_ms: float, setup: Setup, se
         still.append(b[3] + frame_ms - a[0])
     return {"rounds_per_s": round((len(done) - 1) / span, 2) if len(done) > 1 else 0.0,
             "frames_per_round": round(span * 1e3 / (frame_ms * (len(done) - 1)), 2) if len(done) > 1 else 0.0,
-            "busy": round(busy, 3), "full_rounds_share": round(len(fulls) / max(1, len(done)), 3),
+            "region_rounds_per_s": round((len(done) - len(fulls)) / (end / 1e3), 2),
+            "full_scans_per_s": round(len(fulls) / (end / 1e3), 3),
+            "busy": round(busy["region"] + busy["full"] if not split else max(busy.values()), 3),
+            "busy_region_core": round(busy["region"], 3), "busy_full_core": round(busy["full"], 3),
+            "cores": 3 if split else 2, "full_rounds_share": round(len(fulls) / max(1, len(done)), 3),
             "appear_to_classified_ms": round(max(moving), 1) if moving else None,
             "still_appear_to_classified_ms": round(max(still), 1) if still else None}
+
+
+def split_layout(setup: Setup) -> bool:
+    """Whether the config runs full scans on a thread of their own (Pipeline's "split")."""
+    return setup.detection == "split" and setup.region_scans
 
 
 def daemon_plan(cost: dict[str, float], regions: list[dict], setup: Setup, faces: int, convert,
@@ -602,7 +628,9 @@ def daemon_plan(cost: dict[str, float], regions: list[dict], setup: Setup, faces
         frame_ms = base + per_round_ms / max(1.0, frames_per_round)
     period = max(frame_ms, 1e3 / setup.camera_fps)
     ms["track"] += per_round_ms / max(1.0, sim["frames_per_round"])       # round arrivals, submits
-    return {"per_frame": frame_ms, "worst_frame": base + per_round_ms, "fps": 1e3 / period,
+    # the worst frame applies a round and starts the next; with full scans apart, one of each
+    arrivals = 2 if split_layout(setup) else 1
+    return {"per_frame": frame_ms, "worst_frame": base + arrivals * per_round_ms, "fps": 1e3 / period,
             "per_stage": ms, "detection": {"round_ms": region_ms, "full_scan_ms": full_ms,
                                            "regions": len(regions), "scanned_px": sum(r["px"] for r in regions),
                                            **sim}}
@@ -612,10 +640,13 @@ DAEMON_ASSUMPTION = ("daemon (today's): the frame loop on one core - gray, the t
                      "classify_per_frame face(s) cropped and classified in one view, a round's result taken and "
                      "the next submitted; detection rounds on a second core (dlib releases the GIL): a full scan "
                      "every full_scan_s, else regions around each track and where the picture changed; a round "
-                     "starts at most every every_n_frames frames, when the thread is free. fps = min(frame loop, "
-                     "camera). Faces move {shift} face widths between rounds' frames, so each has a changed "
-                     "region (merged when close, as Scanner.plan does). The worst frame is the loop's: "
-                     "detection is not on it. Memory and GIL contention between the cores are not modelled.")
+                     "starts at most every every_n_frames frames, when the thread is free. With performance."
+                     "detection = 'split', full scans run on a third core of their own (started every "
+                     "full_scan_s, when that thread is free) and the second does region rounds only. fps = "
+                     "min(frame loop, camera). Faces move {shift} face widths between rounds' frames, so each has "
+                     "a changed region (merged when close, as Scanner.plan does). The worst frame is the loop's: "
+                     "detection is not on it (split: a frame that applies one round of each kind). Memory and "
+                     "GIL contention between the cores are not modelled.")
 
 
 def with_daemon_overhead(cost: dict[str, float], setup: Setup) -> dict[str, float]:
@@ -640,14 +671,15 @@ def round_check(cost: dict[str, float], notes: dict[str, str], setup: Setup, fit
 def peak_rss_mb(config: Path | None, frames: int = 300) -> float:
     """The daemon's peak resident set on this machine, in MB (10^6 bytes): ``moodcam run --source demo``
     in a child of a small Python that reads its children's ru_maxrss (so no other child counts)."""
-    moodcam = Path(sys.executable).with_name("moodcam")
     with tempfile.TemporaryDirectory() as state:
-        cmd = [str(moodcam), "run", "--source", "demo", "--max-frames", str(frames), "--state", state]
+        # python -m edge from the checkout (not the venv's console script): this tree's daemon
+        cmd = [sys.executable, "-m", "edge", "run", "--source", "demo", "--max-frames", str(frames), "--state", state]
         if config:
             cmd += ["--config", str(config)]
         probe = ("import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)"
                  ".returncode; print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if rc == 0 else -rc)")
-        proc = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
         kb = int(proc.stdout.strip() or "0")
         if kb <= 0:
             raise BenchError(f"moodcam run for the peak RSS failed (exit {-kb}): {proc.stderr.strip()[-200:]}")
@@ -736,6 +768,13 @@ def summarise(counted: dict, x86_ms: dict, setup: Setup, config, schedule: str, 
                     "rounds_per_s": det["mid"]["rounds_per_s"],
                     "rounds_per_s_band": [det["high"]["rounds_per_s"], det["low"]["rounds_per_s"]],
                     "busy": det["mid"]["busy"], "busy_band": [det["low"]["busy"], det["high"]["busy"]],
+                    "cores": det["mid"]["cores"],
+                    "busy_region_core_band": [det["low"]["busy_region_core"], det["high"]["busy_region_core"]],
+                    "busy_full_core_band": [det["low"]["busy_full_core"], det["high"]["busy_full_core"]],
+                    "region_rounds_per_s": det["mid"]["region_rounds_per_s"],
+                    "full_scans_per_s": det["mid"]["full_scans_per_s"],
+                    "still_appear_to_classified_ms_band": [det["low"]["still_appear_to_classified_ms"],
+                                                           det["high"]["still_appear_to_classified_ms"]],
                     "frames_per_round": det["mid"]["frames_per_round"],
                     "full_rounds_share": det["mid"]["full_rounds_share"],
                     "appear_to_classified_ms": det["mid"]["appear_to_classified_ms"],
@@ -788,7 +827,7 @@ def print_report(result: dict, counted: dict, x86_ms: dict, info: dict) -> None:
           f" ({s['views']} views in turn)")
     print(f"\nschedule daemon: {DAEMON_ASSUMPTION.format(shift=MOTION_SHIFT)}")
     print(f"schedule serial: {SERIAL_ASSUMPTION}")
-    if s["detection"] != "thread":
+    if s["detection"] == "inline":
         print("note: this config runs detection inline; the daemon schedule still models it on its own thread")
     faces = str(result["faces"])
     main = result["by_faces"][faces]["daemon"]
@@ -812,6 +851,13 @@ def print_report(result: dict, counted: dict, x86_ms: dict, info: dict) -> None:
           "not on it. A round's results arrive its round ms after its frame.")
     print("  appear->class.: worst case for a moving face: it appears just after a round started, the next "
           "region round finds it, the frame after that round ends classifies it")
+    d = main["detection"]
+    layout = ("3 cores: frame loop, region rounds, full scans" if d["cores"] == 3
+              else "2 cores: frame loop, detection rounds (full scans among them)")
+    print(f"  {layout}; detection cores busy: region {fmt_band(d['busy_region_core_band'], 2)}"
+          + (f", full {fmt_band(d['busy_full_core_band'], 2)}" if d["cores"] == 3 else "")
+          + f"; {d['region_rounds_per_s']} region rounds/s, {d['full_scans_per_s']} full scans/s; a face that sits "
+            f"still is classified at worst {fmt_band(d['still_appear_to_classified_ms_band'], 0)} ms after it appears")
     print(f"\nserial (the old design) with the same config, for comparison:")
     print(f"{'faces':>5} {'ms/frame':>14} {'fps':>12} {'worst frame ms':>16} {'x86 ms/frame':>13}")
     for k, entry in result["by_faces"].items():
@@ -902,7 +948,9 @@ def run(args) -> dict:
         detection = {k: d[k] for k in ("round_ms", "round_ms_band", "rounds_per_s", "rounds_per_s_band", "busy",
                                        "busy_band", "full_scan_ms", "full_scan_ms_band", "frames_per_round",
                                        "appear_to_classified_ms", "appear_to_classified_ms_band",
-                                       "still_appear_to_classified_ms", "x86_round_ms", "x86_full_scan_ms")}
+                                       "still_appear_to_classified_ms", "still_appear_to_classified_ms_band",
+                                       "cores", "busy_region_core_band", "busy_full_core_band",
+                                       "region_rounds_per_s", "full_scans_per_s", "x86_round_ms", "x86_full_scan_ms")}
         detection["face_px"] = main["face_px"]
         result |= {"detection_core_busy": d["busy"], "appear_to_classified_ms": d["appear_to_classified_ms"]}
     result |= {"faces": args.faces, "schedule": args.schedule, "detection": detection,

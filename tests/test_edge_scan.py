@@ -86,24 +86,33 @@ def test_a_track_moves_at_its_speed_and_is_missed_only_where_a_round_looked():
     assert tracker.current(4) == [] and tracker.ended == [1]
 
 
-def daemon_with_failing_detection(tiny_model, tmp_path) -> Daemon:
+def daemon_with_failing_detection(tiny_model, tmp_path, **performance) -> Daemon:
     config = Config().with_overrides(classifier={"model": str(tiny_model)}, store={"state_dir": str(tmp_path)},
-                                     detector={"every_n_frames": 1}, logging={"min_interval_s": 0.0})
+                                     detector={"every_n_frames": 1}, logging={"min_interval_s": 0.0},
+                                     performance={"detection": "thread"} | performance)
     return Daemon(config, source=DemoSource(640, 480), max_frames=120, handle_signals=False)
+
+
+def failing_scans(monkeypatch, error: BaseException, times: int | None = None, kind: str | None = None) -> dict:
+    """Scanner.scan raises ``error`` on its first ``times`` calls (None: always), on scanners of
+    ``kind`` only (None: all); returns the count of those calls."""
+    real = Scanner.scan
+    calls = {"n": 0}
+
+    def scan(self, *args):
+        if kind is None or self.kind == kind:
+            calls["n"] += 1
+            if times is None or calls["n"] <= times:
+                raise error
+        return real(self, *args)
+
+    monkeypatch.setattr(Scanner, "scan", scan)
+    return calls
 
 
 @pytest.mark.timeout(600)
 def test_a_failed_detection_thread_is_restarted(tiny_model, tmp_path, monkeypatch):
-    real = Scanner.scan
-    calls = {"n": 0}
-
-    def fails_once(self, *args):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise MemoryError("the detection thread died")
-        return real(self, *args)
-
-    monkeypatch.setattr(Scanner, "scan", fails_once)
+    failing_scans(monkeypatch, MemoryError("the detection thread died"), times=1)
     daemon = daemon_with_failing_detection(tiny_model, tmp_path / "s")
     assert daemon.run() == EXIT_OK
     summary = daemon.summary()
@@ -113,10 +122,69 @@ def test_a_failed_detection_thread_is_restarted(tiny_model, tmp_path, monkeypatc
 
 @pytest.mark.timeout(600)
 def test_a_detection_thread_that_keeps_failing_stops_the_daemon_for_systemd(tiny_model, tmp_path, monkeypatch):
-    def always_fails(self, *args):
-        raise RuntimeError("dlib is broken")
-
-    monkeypatch.setattr(Scanner, "scan", always_fails)
+    failing_scans(monkeypatch, RuntimeError("dlib is broken"))
     daemon = daemon_with_failing_detection(tiny_model, tmp_path / "s")
     assert daemon.run() == EXIT_DETECTOR
     assert "dlib is broken" in daemon.exit_reason and daemon.exit_reason.startswith("detector:")
+
+
+def test_a_late_round_is_matched_where_tracks_were_on_its_frame():
+    """A full scan on its own thread lands about a second after its frame: it must not pull a track
+    back to where it was, count a miss against a track seen since, or start a second track for it."""
+    tracker = Tracker(frame_size=(640, 480))
+    tracker.update([Detection((100, 100, 50, 50), 1.0)], frame=0)
+    for f in (2, 4, 6, 8, 10, 12):   # region rounds: the face walks 5 px a frame to the right
+        tracker.update([Detection((100 + 5 * f, 100, 50, 50), 1.0)], scanned=[(0, 0, 640, 480)], frame=f)
+    assert tracker.current(12)[0].box == (160, 100, 50, 50)
+    # The full scan of frame 3 sees the face where it was then (115 px), far from its box now.
+    faces = tracker.update([Detection((115, 100, 50, 50), 1.0)], scanned=None, frame=3, now=12)
+    assert [(f.track_id, f.box) for f in faces] == [(1, (160, 100, 50, 50))] and len(tracker) == 1
+    # A late full scan that saw nothing is no miss for a track detected since its frame.
+    for _ in range(tracker.config.max_missed + 2):
+        tracker.update([], scanned=None, frame=10, now=12)
+    assert [f.track_id for f in tracker.current(12)] == [1]
+    # A face that only the late scan saw is a new track, at its box of then.
+    faces = tracker.update([Detection((400, 300, 60, 60), 1.0)], scanned=None, frame=10, now=12)
+    assert sorted(f.track_id for f in faces) == [1, 2] and len(tracker) == 2
+
+
+def test_a_track_born_after_a_late_rounds_frame_is_not_duplicated():
+    tracker = Tracker(frame_size=(640, 480))
+    tracker.update([Detection((300, 100, 50, 50), 1.0)], scanned=[(200, 0, 300, 480)], frame=10)
+    tracker.update([Detection((320, 100, 50, 50), 1.0)], scanned=[(200, 0, 300, 480)], frame=14)   # 5 px a frame
+    # The full scan of frame 6 (before the track began) saw the face 20 px further left.
+    tracker.update([Detection((280, 100, 50, 50), 1.0)], scanned=None, frame=6, now=16)
+    assert len(tracker) == 1 and tracker.current(16)[0].box == (330, 100, 50, 50)
+
+
+def test_split_scanners_full_scans_apart_and_the_motion_reference_with_the_regions():
+    detector = Detector(DetectorConfig(min_face_px=32))
+    performance = PerformanceConfig(detection="split", full_scan_s=600.0)
+    full = Scanner(detector, detector.config, performance, kind="full")
+    regions = Scanner(Detector(detector.config), detector.config, performance, kind="regions")
+    empty = room()
+    frame, truth = paste_face(empty, 36, (300, 200))
+    assert full.full_due() and full.scan(0, empty, []).full and not full.full_due()
+    assert full._previous is None and full.scan(1, frame, []).full        # every round full, when asked
+    assert not regions.scan(0, empty, []).full                            # never a full scan
+    second = regions.scan(1, frame, [])
+    assert not second.full and [d for d in second.detections if iou(d.box, truth) > 0.3]
+
+
+@pytest.mark.timeout(600)
+def test_a_failed_full_scan_thread_is_restarted_and_region_rounds_go_on(tiny_model, tmp_path, monkeypatch):
+    calls = failing_scans(monkeypatch, MemoryError("the full-scan thread died"), times=1, kind="full")
+    daemon = daemon_with_failing_detection(tiny_model, tmp_path / "s", detection="split", full_scan_s=0.2)
+    assert daemon.run() == EXIT_OK
+    summary = daemon.summary()
+    assert summary["detection"]["restarts"] == 1 and calls["n"] >= 2
+    assert summary["detection"]["full_scans"] >= 1 and summary["detection"]["rounds"] > summary["detection"]["full_scans"]
+    assert summary["faces"] >= 1
+
+
+@pytest.mark.timeout(600)
+def test_a_full_scan_thread_that_keeps_failing_stops_the_daemon_for_systemd(tiny_model, tmp_path, monkeypatch):
+    failing_scans(monkeypatch, RuntimeError("dlib is broken on the full-scan thread"), kind="full")
+    daemon = daemon_with_failing_detection(tiny_model, tmp_path / "s", detection="split", full_scan_s=0.2)
+    assert daemon.run() == EXIT_DETECTOR
+    assert "full-scan thread" in daemon.exit_reason and daemon.exit_reason.startswith("detector:")

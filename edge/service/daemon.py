@@ -358,10 +358,10 @@ class Daemon:
                 self.stop_event.wait(max(0.0, next_due - time.monotonic()))
 
     def _count_detection(self, result: FrameResult) -> None:
-        if result.scan is not None:
+        for scan in result.scans:
             self.stats.rounds += 1
-            self.stats.full_scans += result.scan.full
-            self.stats.round_cpu_ms += result.scan.cpu_ms
+            self.stats.full_scans += scan.full
+            self.stats.round_cpu_ms += scan.cpu_ms
         self.stats.restarts = getattr(self.pipeline, "restarts", 0)
 
     def _status_text(self) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +58,9 @@ class FrameResult:
     faces: tuple[FaceResult, ...]
     detected: bool            # whether a detection round's result was applied on this frame
     ms: dict[str, float]      # stage -> milliseconds of the frame loop
-    scan: ScanResult | None = None   # the round applied on this frame, with its own CPU time
+    scan: ScanResult | None = None   # the (first) round applied on this frame, with its own CPU time
     ended: tuple[int, ...] = ()      # track ids that ended on this frame
+    scans: tuple[ScanResult, ...] = ()   # every round applied on this frame (two threads: up to two)
 
 
 class StageTimes:
@@ -98,11 +99,22 @@ class Pipeline:
         self.clock = clock
         self.every_n = max(1, every_n_frames)
         self.performance = performance
-        self.scanner = Scanner(detector, detector.config, performance)
-        self.worker: ScanWorker | None = ScanWorker(self.scanner) if performance.detection == "thread" else None
+        split = performance.detection == "split" and performance.region_scans
+        self.scanner = Scanner(detector, detector.config, performance, kind="regions" if split else "any")
+        # Split: full scans on a thread of their own, with their own dlib detector (one detector
+        # object is not for two threads at once).
+        self.full_scanner = Scanner(Detector(detector.config), detector.config, performance, kind="full") \
+            if split else None
+        self.worker: ScanWorker | None = ScanWorker(self.scanner) if performance.detection != "inline" else None
+        self.full_worker: ScanWorker | None = ScanWorker(self.full_scanner) if split else None
         self.restarts = 0
         self._count = 0
         self._last_submit = -(10 ** 9)
+
+    @property
+    def scanners(self) -> list[Scanner]:
+        """The scanners of this pipeline's detection rounds (two with full scans on their own thread)."""
+        return [self.scanner] + ([self.full_scanner] if self.full_scanner is not None else [])
 
     @classmethod
     def build(cls, classifier: Classifier, detector: DetectorConfig = DetectorConfig(),
@@ -117,9 +129,10 @@ class Pipeline:
                          config.performance)
 
     def close(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
+        for worker in (self.worker, self.full_worker):
+            if worker is not None:
+                worker.stop()
+        self.worker = self.full_worker = None
 
     def process(self, frame: Frame) -> FrameResult:
         index = self._count
@@ -128,15 +141,20 @@ class Pipeline:
         self.tracker.frame_size = (width, height)
         t0 = self.clock()
         gray = gray_of(frame.image)
-        scan = self._detection_round(index, gray)
+        scans = self._detection_rounds(index, gray)
         t1 = self.clock()
-        ended: tuple[int, ...] = ()
-        if scan is not None:
+        ended: list[int] = []
+        started: set[int] = set()     # tracks begun by any of this frame's rounds are new on this frame
+        tracked = None
+        for scan in scans:
             scanned = None if scan.full else [r.box for r in scan.regions]
             tracked = self.tracker.update(list(scan.detections), scanned, frame=scan.frame_index, now=index)
-            ended = tuple(self.tracker.ended)
-        else:
+            started |= {t.track_id for t in tracked if t.new}
+            ended += self.tracker.ended
+        if tracked is None:
             tracked = self.tracker.current(index)
+        elif len(scans) > 1:
+            tracked = [replace(t, new=t.track_id in started) for t in tracked]
         t2 = self.clock()
         due = self._due([t.track_id for t in tracked])
         chosen = [t for t in tracked if t.track_id in due]
@@ -155,33 +173,49 @@ class Pipeline:
                                         raw.get(t.track_id)))
         t4 = self.clock()
         ms = {"detect": (t1 - t0) * 1e3, "track": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3, "classify": (t4 - t3) * 1e3}
-        return FrameResult(frame, tuple(faces), scan is not None, ms, scan, ended)
+        return FrameResult(frame, tuple(faces), bool(scans), ms, scans[0] if scans else None, tuple(ended),
+                           tuple(scans))
 
-    def _detection_round(self, index: int, gray: np.ndarray) -> ScanResult | None:
-        """Inline: scan now, every Nth frame. Thread: collect a finished round, start the next one."""
+    def _detection_rounds(self, index: int, gray: np.ndarray) -> list[ScanResult]:
+        """The rounds whose results are applied on this frame, oldest frame first.
+
+        Inline: scan now, every Nth frame. Thread: collect a finished round, start the next one.
+        Split: the same for region rounds; the full-scan thread is handed a frame whenever a full
+        scan is due and it is free."""
         due = index - self._last_submit >= self.every_n
         if self.worker is None:
             if not due:
-                return None
+                return []
             self._last_submit = index
-            return self.scanner.scan(index, gray, self.tracker.boxes())
-        try:
-            done = self.worker.take()
-        except ScanFailed as exc:
-            done = None
-            self._restart_worker(exc)
+            return [self.scanner.scan(index, gray, self.tracker.boxes())]
+        done = [d for d in (self._take("worker"), self._take("full_worker")) if d is not None]
         if due and self.worker.submit(index, gray, self.tracker.boxes()):
             self._last_submit = index
-        return done
+        if self.full_worker is not None and self.full_worker.idle and self.full_scanner.full_due():
+            self.full_worker.submit(index, gray, [])
+        return sorted(done, key=lambda d: d.frame_index)
 
-    def _restart_worker(self, exc: ScanFailed) -> None:
+    def _take(self, name: str) -> ScanResult | None:
+        worker = getattr(self, name)
+        if worker is None:
+            return None
+        try:
+            return worker.take()
+        except ScanFailed as exc:
+            self._restart_worker(name, exc)
+            return None
+
+    def _restart_worker(self, name: str, exc: ScanFailed) -> None:
+        """Restart the detection thread ``name`` ("worker" or "full_worker"); the restarts of both
+        threads count together against MAX_SCAN_RESTARTS."""
         self.restarts += 1
         if self.restarts > MAX_SCAN_RESTARTS:
             raise DetectionFailed(f"face detection failed {self.restarts} times, last: {exc}") from None
         log.warning("face detection failed (%s); restarting its thread (%d of %d)", exc, self.restarts,
                     MAX_SCAN_RESTARTS)
-        self.worker.stop()
-        self.worker = ScanWorker(self.scanner)
+        worker = getattr(self, name)
+        worker.stop()
+        setattr(self, name, ScanWorker(worker.scanner))
 
     def _due(self, track_ids: list[int]) -> set[int]:
         limit = self.performance.classify_per_frame

@@ -14,6 +14,11 @@ scans one of:
 
 A :class:`ScanResult` says which regions were scanned, so the tracker only counts a miss for a
 track whose region was looked at.
+
+With ``performance.detection = "split"`` the two kinds run on two threads (two of a Pi's cores): a
+``kind="full"`` scanner does only full scans and a ``kind="regions"`` one only region rounds, back
+to back, so a 1-s full scan never holds up the region round that finds a face just come in. The
+changed-picture reference stays with the region rounds.
 """
 from __future__ import annotations
 
@@ -88,28 +93,40 @@ def changed_boxes(previous: np.ndarray | None, gray: np.ndarray) -> list[Box]:
 
 
 class Scanner:
-    """``scan(index, gray, track_boxes) -> ScanResult``: one detection round, chosen as above."""
+    """``scan(index, gray, track_boxes) -> ScanResult``: one detection round, chosen as above.
+
+    ``kind``: "any" (a full scan when one is due, else regions: one thread does both), "full" (every
+    round a full scan; :meth:`full_due` says when the next is due) or "regions" (never a full scan)."""
+
+    KINDS = ("any", "full", "regions")
 
     def __init__(self, detector: Detector, config: DetectorConfig, performance: PerformanceConfig,
-                 clock=time.monotonic):
+                 clock=time.monotonic, kind: str = "any"):
+        if kind not in self.KINDS:
+            raise ValueError(f"scanner kind {kind!r} is not one of {self.KINDS}")
         self.detector, self.config, self.performance = detector, config, performance
-        self.clock = clock
+        self.clock, self.kind = clock, kind
         self._next_full = 0.0          # the first round scans the whole frame
         self._previous: np.ndarray | None = None
 
+    def full_due(self) -> bool:
+        """Whether a full scan is due by the clock (``full_scan_s`` after the last one started)."""
+        return not self.performance.region_scans or self.clock() >= self._next_full
+
     def scan(self, index: int, gray: np.ndarray, track_boxes: list[Box]) -> ScanResult:
         t0 = time.thread_time()
-        now = self.clock()
-        full = not self.performance.region_scans or now >= self._next_full
+        full = self.kind == "full" or (self.kind == "any" and self.full_due())
         if full:
-            self._next_full = now + self.performance.full_scan_s
+            self._next_full = self.clock() + self.performance.full_scan_s
             regions = (Region((0, 0, gray.shape[1], gray.shape[0]), 1.0, "full"),)
             detections = self.detector.detect(gray)
         else:
             regions = tuple(self.plan(gray, track_boxes))
             detections = [d for r in regions for d in self.scan_region(gray, r)]
-        # The changed-picture reference is the frame of the latest round, whichever kind it was.
-        self._previous = shrunk(gray, 1.0 / MOTION_DOWNSCALE)
+        # The changed-picture reference is the frame of the latest round that keeps one: with full
+        # scans on their own thread, only the region rounds' (a full scan's frame is a second old).
+        if self.kind != "full":
+            self._previous = shrunk(gray, 1.0 / MOTION_DOWNSCALE)
         detections = suppress_overlaps([d for d in detections if d.box[2] >= self.config.min_face_px])
         return ScanResult(index, tuple(detections), regions, full, (time.thread_time() - t0) * 1e3)
 

@@ -6,6 +6,12 @@ only parts of the frame: a track whose face was not looked for is not counted as
 rounds a track moves on at the speed its last two detections showed (a walking face stays inside
 its box), for at most ``MAX_COAST_FRAMES``. Each track keeps an exponential moving average of its
 class probabilities so one noisy frame does not flip the label.
+
+A round may land long after its frame (a full scan on its own thread, about a second on a Pi 3)
+and after newer rounds. Its boxes are matched against where each track was at the round's frame
+(from a short history of the track's detections), it never moves a track detected since that
+frame, never counts a miss against one, and a box that matches a track as it was then is not a
+new face.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from edge.vision.detect import Detection, iou
 from edge.vision.scan import covers
 
 MAX_COAST_FRAMES = 15    # frames a track may move on its own speed after its last detection
+HISTORY = 12             # detections a track remembers (frame, box): where it was when a late round scanned
 
 
 @dataclass(frozen=True)
@@ -41,15 +48,31 @@ class _Track:
     velocity: tuple[float, float] = (0.0, 0.0)   # pixels a frame, from the last two detections
     classified: int = 0                  # classifications so far (which view comes next)
     classified_frame: int = -1           # frame of the latest classification
+    history: list[tuple[int, Box]] = field(default_factory=list, repr=False)   # (frame, box), oldest first
+
+    def __post_init__(self):
+        if not self.history:
+            self.history.append((self.seen_frame, self.box))
 
     def box_at(self, frame: int | None, width: int, height: int) -> Box:
+        """Where the track's face is on ``frame``: moved on from its last detection at its speed
+        or, for a frame before that detection, between the detections around it."""
+        if frame is not None and frame < self.seen_frame:
+            return self._box_before(frame, width, height)
         if frame is None or self.velocity == (0.0, 0.0):
             return self.box
         steps = min(max(0, frame - self.seen_frame), MAX_COAST_FRAMES)
-        x, y, w, h = self.box
-        nx = min(max(0, round(x + self.velocity[0] * steps)), max(0, width - w))
-        ny = min(max(0, round(y + self.velocity[1] * steps)), max(0, height - h))
-        return nx, ny, w, h
+        return _moved(self.box, self.velocity, steps, width, height)
+
+    def _box_before(self, frame: int, width: int, height: int) -> Box:
+        later = next((i for i, (f, _) in enumerate(self.history) if f > frame), len(self.history) - 1)
+        f1, b1 = self.history[later]
+        if later == 0:   # the track began after ``frame``: back from its first box at its speed
+            steps = min(f1 - frame, MAX_COAST_FRAMES)
+            return _moved(b1, (-self.velocity[0], -self.velocity[1]), steps, width, height)
+        f0, b0 = self.history[later - 1]
+        t = (frame - f0) / max(1, f1 - f0)
+        return tuple(round(a + (b - a) * t) for a, b in zip(b0, b1))
 
     def moved_to(self, det: Detection, frame: int | None) -> None:
         if frame is not None and frame > self.seen_frame:
@@ -58,6 +81,18 @@ class _Track:
                              (det.box[1] + det.box[3] / 2 - self.box[1] - self.box[3] / 2) / steps)
         self.box, self.score, self.missed, self.new = det.box, det.score, 0, False
         self.seen_frame = frame if frame is not None else self.seen_frame
+        self.history = (self.history + [(self.seen_frame, self.box)])[-HISTORY:]
+
+    def seen_since(self, frame: int | None) -> bool:
+        """Whether the track was detected after ``frame``: a round of ``frame`` is older news."""
+        return frame is not None and self.seen_frame > frame
+
+
+def _moved(box: Box, velocity: tuple[float, float], steps: int, width: int, height: int) -> Box:
+    x, y, w, h = box
+    nx = min(max(0, round(x + velocity[0] * steps)), max(0, width - w))
+    ny = min(max(0, round(y + velocity[1] * steps)), max(0, height - h))
+    return nx, ny, w, h
 
 
 class Tracker:
@@ -77,7 +112,8 @@ class Tracker:
         the returned boxes are for (a round on its own thread finishes a few frames later).
         """
         width, height = self.frame_size
-        pairs = sorted(((iou(t.box_at(frame, width, height), d.box), ti, di) for ti, t in enumerate(self._tracks)
+        then = [t.box_at(frame, width, height) for t in self._tracks]    # where each track was on ``frame``
+        pairs = sorted(((iou(then[ti], d.box), ti, di) for ti in range(len(self._tracks))
                         for di, d in enumerate(detections)), reverse=True)
         used_t, used_d = set(), set()
         for overlap, ti, di in pairs:
@@ -87,11 +123,18 @@ class Tracker:
                 continue
             used_t.add(ti)
             used_d.add(di)
-            self._tracks[ti].moved_to(detections[di], frame)
+            if not self._tracks[ti].seen_since(frame):   # a newer round already placed it
+                self._tracks[ti].moved_to(detections[di], frame)
+        # A late round's box that overlaps a track as it was then is that face, not a new one.
+        late = {ti for ti, t in enumerate(self._tracks) if t.seen_since(frame)}
+        used_d |= {di for di, d in enumerate(detections) if di not in used_d
+                   and any(iou(then[ti], d.box) >= self.config.iou_threshold for ti in late)}
         self.ended = []
         alive = []
         for ti, track in enumerate(self._tracks):
-            looked = scanned is None or any(covers(area, track.box_at(frame, width, height)) for area in scanned)
+            # Detected on this round's frame or since (by another round): this round says nothing new.
+            fresh = frame is not None and track.seen_frame >= frame
+            looked = not fresh and (scanned is None or any(covers(area, then[ti]) for area in scanned))
             if ti not in used_t and looked:
                 track.missed += 1
                 if track.missed > self.config.max_missed:
