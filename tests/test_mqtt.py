@@ -105,6 +105,25 @@ def test_every_logged_face_arrives_while_the_broker_is_up(tiny_model, tmp_path, 
         late.close()
 
 
+def test_a_model_switch_renames_the_model_in_discovery(broker):
+    """After SIGHUP loads another model, Home Assistant's device card names it (retained configs again)."""
+    from edge.service.mqtt import MqttPublisher
+
+    cfg = daemon_config(Path("/nonexistent"), "m.tflite", broker.port).mqtt
+    publisher = MqttPublisher(cfg, labels=list(LABELS), model_name="default", model_sha256="cd" * 32, version="0")
+    sub = Subscriber(broker.port, ["homeassistant/#"])
+    topic = f"homeassistant/sensor/moodcam_{CAMERA}/faces/config"
+    device = lambda: [json.loads(p)["device"]["sw_version"] for p in sub.payloads(topic)]
+    try:
+        publisher.start()
+        assert sub.wait_for(lambda _: device() == ["0 (model default cdcdcdcdcdcd)"], 30)
+        publisher.model_changed("next", "ab" * 32)
+        assert sub.wait_for(lambda _: device()[-1:] == ["0 (model next abababababab)"], 30)
+    finally:
+        publisher.stop()
+        sub.close()
+
+
 def test_an_unreachable_broker_never_stops_the_daemon(tiny_model, tmp_path):
     """Nothing listens on the port: the daemon logs every face, keeps the events, stops cleanly."""
     daemon = Daemon(daemon_config(tmp_path, tiny_model, free_port()), max_frames=30, handle_signals=False)

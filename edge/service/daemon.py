@@ -157,6 +157,7 @@ class Daemon:
         self._log_crop = replace(classifier.meta.crop, size=max(LOG_CROP_SIZE, classifier.meta.crop.size))
         log.info("SIGHUP: model %s (%s, sha256 %s...) replaces %s (sha256 %s...)", classifier.path, model.origin,
                  classifier.meta.tflite_sha256[:12], old.path, old.meta.tflite_sha256[:12])
+        self.mqtt.model_changed(classifier.meta.name, classifier.meta.tflite_sha256)
         self._heartbeat(force=True)       # `moodcam status` and `model install` see the switch at once
         return True
 

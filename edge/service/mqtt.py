@@ -106,6 +106,9 @@ class NoPublisher:
     def frame(self, faces) -> None:
         pass
 
+    def model_changed(self, model_name: str, model_sha256: str) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 
@@ -121,9 +124,8 @@ class MqttPublisher:
         self.camera = cfg.camera or host_camera_name()
         self.topics = Topics.of(cfg.topic_prefix, self.camera)
         self.labels = list(labels)
-        self.device = {"identifiers": [f"moodcam_{self.camera}"], "name": f"moodcam {self.camera}",
-                       "manufacturer": "moodcam", "model": f"expression camera ({model_name})",
-                       "sw_version": f"{version} (model {model_name} {model_sha256[:12]})"}
+        self.version = version
+        self.device = self._device(model_name, model_sha256)
         self._queue: deque = deque(maxlen=cfg.buffer)
         self._queue_lock = threading.Lock()
         self._recent: deque = deque()          # (ts, label) of every logged face of the last minute
@@ -140,6 +142,18 @@ class MqttPublisher:
         self._warned_down = False
         self.client = None
         self._thread: threading.Thread | None = None
+
+    def _device(self, model_name: str, model_sha256: str) -> dict:
+        """Home Assistant's device card: the camera, moodcam's version and the model it runs."""
+        return {"identifiers": [f"moodcam_{self.camera}"], "name": f"moodcam {self.camera}",
+                "manufacturer": "moodcam", "model": f"expression camera ({model_name})",
+                "sw_version": f"{self.version} (model {model_name} {model_sha256[:12]})"}
+
+    def model_changed(self, model_name: str, model_sha256: str) -> None:
+        """After a model switch (SIGHUP): the retained discovery configs name the new model."""
+        self.device = self._device(model_name, model_sha256)
+        if self._connected.is_set():
+            self._send_discovery()
 
     # ------------------------------------------------------------------- called by the frame loop
     def face_logged(self, record: FaceRecord, row_id: int) -> None:
@@ -220,13 +234,16 @@ class MqttPublisher:
         self._warned_down = False
         log.info("mqtt: connected to %s:%d", self.cfg.host, self.cfg.port)
         self._publish(self.topics.availability, "online", retain=True)
+        self._send_discovery()
+        self._force_state = True
+        self._connected.set()
+        self._wake.set()
+
+    def _send_discovery(self) -> None:
         if self.cfg.discovery_prefix:
             for topic, payload in discovery_messages(self.cfg.discovery_prefix, self.camera, self.topics,
                                                      self.labels, self.device):
                 self._publish(topic, json.dumps(payload), retain=True)
-        self._force_state = True
-        self._connected.set()
-        self._wake.set()
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         was = self._connected.is_set()
