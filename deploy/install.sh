@@ -232,9 +232,10 @@ if [ "$DRY_RUN" = 0 ]; then
     tar -C "$SOURCE" --exclude=./.git --exclude='./.venv*' --exclude=./.arm64 --exclude=./.amd64 --exclude=./models \
         --exclude=./build --exclude='*.egg-info' --exclude='*/__pycache__' -cf - . | tar -C "$BUILD_TMP/moodcam" -xf -
 fi
-# edge: the daemon (dlib-bin, LiteRT, OpenCV); review: the review page. Never TensorFlow.
+# edge: the daemon (dlib-bin, LiteRT, OpenCV); review: the review page; mqtt and metrics: two small
+# pure-Python packages, imported only when the config turns them on. Never TensorFlow.
 run "$ROOT$VENV/bin/python" -m pip install --upgrade --prefer-binary --disable-pip-version-check \
-    --constraint "$SOURCE/deploy/constraints-pi.txt" "${PIP_ARGS[@]}" "$BUILD_TMP/moodcam[edge,review]"
+    --constraint "$SOURCE/deploy/constraints-pi.txt" "${PIP_ARGS[@]}" "$BUILD_TMP/moodcam[edge,review,mqtt,metrics]"
 
 # ---------------------------------------------------------------- config
 step "Installing the config ($CONF)"

@@ -87,6 +87,20 @@ def test_units_verify_without_any_warning(tmp_path):
     assert (result.stdout + result.stderr).strip() == "", "systemd-analyze verify warned:\n" + result.stderr
 
 
+def test_network_drop_in_verifies_and_only_opens_what_it_says(tmp_path):
+    """deploy/moodcam-network.conf (docs/mqtt.md): the unit with it verifies without a warning; it
+    gives the daemon IP sockets but keeps IPAddressDeny=any, allowing loopback and the LAN only."""
+    root = verify_root(tmp_path, DEPLOY)
+    drop_in = root / "etc/systemd/system/moodcam.service.d/network.conf"
+    drop_in.parent.mkdir(parents=True)
+    shutil.copy(DEPLOY / "moodcam-network.conf", drop_in)
+    result = verify(root, "moodcam.service")
+    assert result.returncode == 0 and (result.stdout + result.stderr).strip() == "", result.stderr
+    s = unit_settings(DEPLOY / "moodcam-network.conf")
+    assert s["PrivateNetwork"] == ["no"] and s["RestrictAddressFamilies"] == ["AF_UNIX AF_INET AF_INET6"]
+    assert s["IPAddressAllow"] == ["localhost", "192.168.0.0/16"] and "IPAddressDeny" not in s
+
+
 def test_verify_harness_catches_a_warning(tmp_path):
     """The check above can fail: verify exits 0 on an unknown key but prints a warning, and it
     complains about a missing ExecStart binary; the test must see both."""
