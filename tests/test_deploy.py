@@ -243,7 +243,7 @@ def test_dry_run_prints_every_step_and_changes_nothing(system, tmp_path):
     pip_line = next(line for line in out.splitlines() if "pip install" in line)
     assert "--constraint " + str(DEPLOY / "constraints-pi.txt") in pip_line
     extras = re.search(r"moodcam\\?\[([^\]]*)\\?\]$", pip_line).group(1).replace("\\", "").split(",")
-    assert extras == ["edge", "review"], extras          # never the trainer's TensorFlow
+    assert extras == ["edge", "review", "mqtt", "metrics"], extras          # never the trainer's TensorFlow
     assert "tensorflow" not in out.lower()
     assert "python3-picamera2" not in next(line for line in out.splitlines() if "apt-get install" in line)
     assert "camera: video0 (unicam-image)" in out
