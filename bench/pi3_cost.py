@@ -708,6 +708,23 @@ def ms_of(instructions: float, cpi: float) -> float:
     return instructions * cpi / PI3_HZ * 1e3
 
 
+def frame_figures(plan: dict, counted: dict, x86: dict) -> dict:
+    """The per-frame figures of one schedule: ``plan`` by CPI band (low/mid/high, in Pi-3 ms),
+    ``counted`` the same plan in instructions, ``x86`` in x86 ms. Fps bands run high to low CPI."""
+    return {
+        "pi3_ms_per_frame": round(plan["mid"]["per_frame"], 1),
+        "pi3_ms_per_frame_band": [round(plan["low"]["per_frame"], 1), round(plan["high"]["per_frame"], 1)],
+        "pi3_fps": round(plan["mid"]["fps"], 2),
+        "pi3_fps_band": [round(plan["high"]["fps"], 2), round(plan["low"]["fps"], 2)],
+        "pi3_worst_frame_ms": round(plan["mid"]["worst_frame"], 1),
+        "pi3_worst_frame_ms_band": [round(plan["low"]["worst_frame"], 1), round(plan["high"]["worst_frame"], 1)],
+        "instructions_per_frame": round(counted["per_frame"]),
+        "x86_ms_per_frame": round(x86["per_frame"], 3), "x86_worst_frame_ms": round(x86["worst_frame"], 3),
+        "per_stage": {n: {"instructions": round(counted["per_stage"][n]), "ms": round(plan["mid"]["per_stage"][n], 2),
+                          "ms_band": [round(plan["low"]["per_stage"][n], 2), round(plan["high"]["per_stage"][n], 2)],
+                          "x86_ms": round(x86["per_stage"][n], 3)} for n in counted["per_stage"]}}
+
+
 def summarise(counted: dict, x86_ms: dict, setup: Setup, config, schedule: str, cpi: dict,
               widths=TRACK_FACES) -> dict:
     """Both schedules for 1-3 faces; the daemon's also for each face width (its headline: the worst)."""
@@ -727,17 +744,7 @@ def summarise(counted: dict, x86_ms: dict, setup: Setup, config, schedule: str, 
         ser = {band: serial_plan(insns, setup, k, conv) for band, conv in converts.items()}
         ser_x86 = serial_plan(x86_ms, setup, k, float)
         ser_i = serial_plan(insns, setup, k, float)
-        entry["serial"] = {
-            "pi3_ms_per_frame": round(ser["mid"]["per_frame"], 1),
-            "pi3_ms_per_frame_band": [round(ser["low"]["per_frame"], 1), round(ser["high"]["per_frame"], 1)],
-            "pi3_fps": round(ser["mid"]["fps"], 2), "pi3_fps_band": [round(ser["high"]["fps"], 2), round(ser["low"]["fps"], 2)],
-            "pi3_worst_frame_ms": round(ser["mid"]["worst_frame"], 1),
-            "pi3_worst_frame_ms_band": [round(ser["low"]["worst_frame"], 1), round(ser["high"]["worst_frame"], 1)],
-            "instructions_per_frame": round(ser_i["per_frame"]),
-            "x86_ms_per_frame": round(ser_x86["per_frame"], 3), "x86_worst_frame_ms": round(ser_x86["worst_frame"], 3),
-            "per_stage": {n: {"instructions": round(ser_i["per_stage"][n]), "ms": round(ser["mid"]["per_stage"][n], 2),
-                              "ms_band": [round(ser["low"]["per_stage"][n], 2), round(ser["high"]["per_stage"][n], 2)],
-                              "x86_ms": round(ser_x86["per_stage"][n], 3)} for n in ser_i["per_stage"]}}
+        entry["serial"] = frame_figures(ser, ser_i, ser_x86)
         # daemon, for each face width
         by_width = {}
         for w in widths:
@@ -748,17 +755,7 @@ def summarise(counted: dict, x86_ms: dict, setup: Setup, config, schedule: str, 
             di = daemon_plan(cost["pi3"], r, setup, k, float, fits["pi3"], checks["pi3"]["overhead"],
                              d["mid"]["detection"]["frames_per_round"])
             det = {band: d[band]["detection"] for band in d}
-            by_width[str(w)] = {
-                "pi3_ms_per_frame": round(d["mid"]["per_frame"], 1),
-                "pi3_ms_per_frame_band": [round(d["low"]["per_frame"], 1), round(d["high"]["per_frame"], 1)],
-                "pi3_fps": round(d["mid"]["fps"], 2), "pi3_fps_band": [round(d["high"]["fps"], 2), round(d["low"]["fps"], 2)],
-                "pi3_worst_frame_ms": round(d["mid"]["worst_frame"], 1),
-                "pi3_worst_frame_ms_band": [round(d["low"]["worst_frame"], 1), round(d["high"]["worst_frame"], 1)],
-                "instructions_per_frame": round(di["per_frame"]),
-                "x86_ms_per_frame": round(dx["per_frame"], 3), "x86_worst_frame_ms": round(dx["worst_frame"], 3),
-                "per_stage": {n: {"instructions": round(di["per_stage"][n]), "ms": round(d["mid"]["per_stage"][n], 2),
-                                  "ms_band": [round(d["low"]["per_stage"][n], 2), round(d["high"]["per_stage"][n], 2)],
-                                  "x86_ms": round(dx["per_stage"][n], 3)} for n in di["per_stage"]},
+            by_width[str(w)] = frame_figures(d, di, dx) | {
                 "detection": {
                     "round_ms": round(det["mid"]["round_ms"], 1),
                     "round_ms_band": [round(det["low"]["round_ms"], 1), round(det["high"]["round_ms"], 1)],
