@@ -83,3 +83,32 @@ def test_split_refuses_bad_input(picture_tree, tmp_path, capsys):
     assert "is not empty" in capsys.readouterr().err
     assert train_cli(["split-pictures", str(tmp_path / "nowhere"), "--out", str(tmp_path / "s2")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_salted_split_of_the_training_half_holds_out_part_of_it(picture_tree, tmp_path, capsys):
+    """A validation part cut from an earlier split's train/ (what a fine-tune needs to fit its
+    temperature on faces it never trained on): unsalted, every group hashes to the side it was on
+    before, so nothing would be held out; with --salt the buckets are drawn afresh, near copies
+    still share a side, and the first split is unchanged."""
+    root, pairs = picture_tree
+    first = tmp_path / "split"
+    assert train_cli(["split-pictures", str(root), "--out", str(first)]) == 0
+    train_files = {k for k, v in read_listing(first / "split.csv").items() if v["side"] == "train"}
+
+    assert train_cli(["split-pictures", str(first / "train"), "--out", str(tmp_path / "plain")]) == 0
+    assert {v["side"] for v in read_listing(tmp_path / "plain" / "split.csv").values()} == {"train"}
+
+    nested = tmp_path / "nested"
+    assert train_cli(["split-pictures", str(first / "train"), "--out", str(nested), "--salt", "val"]) == 0
+    rows = read_listing(nested / "split.csv")
+    assert set(rows) == train_files
+    assert {v["side"] for v in rows.values()} == {"train", "heldout"}
+    for original, copy in pairs:
+        if original in rows:
+            assert rows[original]["side"] == rows[copy]["side"]
+    capsys.readouterr()
+
+    # the salt changes nothing without being asked for: the default split is the one of every earlier run
+    assert train_cli(["split-pictures", str(root), "--out", str(tmp_path / "again"), "--salt", ""]) == 0
+    assert {k: v["side"] for k, v in read_listing(tmp_path / "again" / "split.csv").items()} == \
+        {k: v["side"] for k, v in read_listing(first / "split.csv").items()}

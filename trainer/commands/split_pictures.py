@@ -1,4 +1,4 @@
-"""moodcam-train split-pictures PICTURES --out DIR [--heldout 0.5]"""
+"""moodcam-train split-pictures PICTURES --out DIR [--heldout 0.5] [--salt S]"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,6 +23,10 @@ def add_arguments(p) -> None:
     p.add_argument("--near-bits", type=int, default=8,
                    help="pictures whose 64-bit pHash differ in at most this many bits are near copies (default 8)")
     p.add_argument("--copy", action="store_true", help="copy the pictures instead of symlinking them")
+    p.add_argument("--salt", default="",
+                   help="draw an independent split, e.g. a validation part of an earlier split's train/ "
+                        "(without it, that split puts every group on the side it was on before); "
+                        "default: none, the same split as ever")
 
 
 def run(args) -> int:
@@ -30,7 +34,7 @@ def run(args) -> int:
         need_input(args.pictures, "", kind="dir")
         need_output(args.out, "--out", kind="dir", may_exist=True)   # split_pictures refuses a non-empty one
         split = split_pictures(args.pictures, args.out, heldout_fraction=args.heldout,
-                               near_bits=args.near_bits, copy=args.copy)
+                               near_bits=args.near_bits, copy=args.copy, salt=args.salt)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         return report_error("moodcam-train split-pictures", exc)
     total = sum(split.counts.values())

@@ -64,14 +64,19 @@ def near_duplicate_groups(hashes: list[int | None], near_bits: int) -> list[int]
     return [root(i) for i in range(len(hashes))]
 
 
-def side_of(key: str, heldout_fraction: float) -> str:
-    """``heldout`` for about ``heldout_fraction`` of keys, by a stable hash of the key."""
-    bucket = int(hashlib.sha1(key.encode()).hexdigest(), 16) % 10_000
+def side_of(key: str, heldout_fraction: float, salt: str = "") -> str:
+    """``heldout`` for about ``heldout_fraction`` of keys, by a stable hash of the key.
+
+    ``salt`` makes an independent split: the same paths hash alike, so splitting one side of an
+    unsalted split again (a validation part of the training half) would put every group on the
+    same side as before; salted, the buckets are drawn afresh. No salt keeps the original split."""
+    keyed = f"{salt}\0{key}" if salt else key
+    bucket = int(hashlib.sha1(keyed.encode()).hexdigest(), 16) % 10_000
     return "heldout" if bucket < round(heldout_fraction * 10_000) else "train"
 
 
 def split_pictures(root: Path, out: Path, *, heldout_fraction: float = 0.5, near_bits: int = 8,
-                   copy: bool = False) -> Split:
+                   copy: bool = False, salt: str = "") -> Split:
     """Write ``out/train/<folder>/<file>`` and ``out/heldout/<folder>/<file>`` (symlinks to the
     originals, or copies) and ``out/split.csv``. ``root`` holds one folder per label."""
     root, out = Path(root).resolve(), Path(out)
@@ -96,7 +101,7 @@ def split_pictures(root: Path, out: Path, *, heldout_fraction: float = 0.5, near
         writer = csv.writer(f)
         writer.writerow(["file", "group", "side"])
         for path, group in zip(files, group_of):
-            side = side_of(first[group], heldout_fraction)
+            side = side_of(first[group], heldout_fraction, salt)
             rel = path.relative_to(root)
             target = out / side / rel
             target.parent.mkdir(parents=True, exist_ok=True)
