@@ -230,3 +230,30 @@ def test_cli_ingest_of_one_labelled_folder_and_of_unlabelled_pictures(tree, tmp_
     assert main(["ingest", str(blank), "--out", str(tmp_path / "blank.npz"), "--quiet", "--workers", "1"]) == 1
     assert "no face kept" in capsys.readouterr().err
     assert not (tmp_path / "blank.npz").exists() and (tmp_path / "blank.rejects.csv").exists()
+
+
+def test_the_manifest_names_the_detector_that_found_each_face(tmp_path):
+    """A face only dlib's CNN detector finds (a head turned 60 degrees, rotations off) is marked
+    ``mmod`` in the manifest, an upright one ``hog``: what a reader of the manifest needs to
+    judge the faces the last, slower step added."""
+    from skimage import data
+
+    from edge.vision.stills import mmod_available
+    from tests.shared_data import unavailable
+
+    if not mmod_available():
+        unavailable("face-recognition-models (dlib's MMOD weights) is not installed")
+    root = tmp_path / "pictures"
+    upright = Image.fromarray(data.astronaut())
+    for folder, picture in (("Happy+Human+Faces", upright),
+                            ("Sad+Human+Faces", upright.rotate(60, resample=Image.Resampling.BILINEAR,
+                                                                fillcolor=(128, 128, 128)))):
+        (root / folder).mkdir(parents=True)
+        picture.save(root / folder / "astronaut.png")
+    options = IngestOptions(detect=PictureDetectParams(min_size=24, angles=(), mmod=True), workers=1)
+    report = ingest(root, options, parse_label_map(None), progress=False)
+    paths = write_outputs(report, tmp_path / "seed.npz", options, root=root)
+    with open(paths["manifest"]) as f:
+        rows = {row["label"]: row for row in csv.DictReader(f)}
+    assert rows["happy"]["detector"] == "hog"
+    assert rows["sad"]["detector"] == "mmod" and rows["sad"]["upsample"] == "0"

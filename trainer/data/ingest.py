@@ -57,6 +57,7 @@ class FaceCrop:
     score: float
     upsample: int
     angle: float
+    detector: str = "hog"          # the cascade's detector that found it: "hog", or "mmod" (its last step)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def process_picture(picture: Picture, options: IngestOptions) -> PictureResult:
         return PictureResult(path, picture.label, reject="no face found", size=size)
     keep = detections if options.all_faces else detections[:1]
     # Crop from the gray picture: crop_face would convert to the same gray (to_gray) anyway.
-    faces = tuple(FaceCrop(crop_face(gray, d.box, options.crop), d.box, d.score, d.upsample, d.angle) for d in keep)
+    faces = tuple(FaceCrop(crop_face(gray, d.box, options.crop), d.box, d.score, d.upsample, d.angle, d.detector) for d in keep)
     return PictureResult(path, picture.label, faces, detected=len(detections), size=size)
 
 
@@ -325,9 +326,11 @@ def write_outputs(report: IngestReport, out: Path, options: IngestOptions, root:
         del paths["npz"]
     with private_file(paths["manifest"], "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["index", "source", "label", "x", "y", "w", "h", "score", "upsample", "angle", "faces_in_picture"])
+        w.writerow(["index", "source", "label", "x", "y", "w", "h", "score", "upsample", "angle", "faces_in_picture",
+                    "detector"])
         for i, (r, face) in enumerate(report.kept):
-            w.writerow([i, r.path, r.label, *face.box, f"{face.score:.3f}", face.upsample, face.angle, r.detected])
+            w.writerow([i, r.path, r.label, *face.box, f"{face.score:.3f}", face.upsample, face.angle, r.detected,
+                        face.detector])
     with private_file(paths["rejects"], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "label", "reason"])
