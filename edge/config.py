@@ -86,17 +86,18 @@ class ClassifierConfig:
     batch: str = _f("auto", "how the faces of one frame go through the model: 'resize' (one batched call), "
                             "'loop' (one call per face into a preallocated tensor) or 'auto'",
                     choices=("auto", "resize", "loop"))
-    tta: bool = _f(True, "also classify each face mirrored and average the two: +1.2 points on FER2013 "
-                         "PublicTest with the shipped model, for twice the classifier time (about 0.33 ms a face)")
+    tta: bool = _f(True, "also classify each face mirrored and average the two: +1.8 points on FER2013 "
+                         "PublicTest with the shipped model, for twice the classifier time (about 0.33 ms a face "
+                         "on a Xeon, an estimated 36-43 ms on a Pi 3)")
     tta_zoom: float = _f(0.0, "also classify each face zoomed in and out by this fraction (0.15: at 0.85x "
-                              "and 1.15x) and average: +1.1 points on single PublicTest faces, at most +0.25 on "
+                              "and 1.15x) and average: +0.3 points on single PublicTest faces, at most +0.25 on "
                               "tracks, whose moving average already mixes views (bench/zoom_across_frames.py; "
                               "0 = off; moodcam classify has its own --tta-zoom, default 0.15)", min=0.0, max=0.3)
     min_confidence: float = _f(0.0, "faces whose (calibrated) confidence is below this are logged and printed as "
                                     "'uncertain' instead of a label (their probabilities are kept); 0 = off, "
                                     "every face gets its most likely label. Off by default: on held-out "
-                                    "scraped faces a threshold trades labels for accuracy (0.5: 62 % of the "
-                                    "faces labelled, 65.3 % of them right, against 54.5 % of all; "
+                                    "scraped faces a threshold trades labels for accuracy (0.5: 58 % of the "
+                                    "faces labelled, 72.9 % of them right, against 59.6 % of all; "
                                     "docs/benchmarks.md), which is the user's choice", min=0.0, max=1.0)
     zoom_across_frames: bool = _f(True, "spread the tta_zoom views over consecutive frames (one zoom a frame, in "
                                         "turn) and let each track's moving average (tracker.ema_alpha) mix them, "
