@@ -157,7 +157,8 @@ def process_picture(picture: Picture, options: IngestOptions) -> PictureResult:
         return PictureResult(path, picture.label, reject="no face found", size=size)
     keep = detections if options.all_faces else detections[:1]
     # Crop from the gray picture: crop_face would convert to the same gray (to_gray) anyway.
-    faces = tuple(FaceCrop(crop_face(gray, d.box, options.crop), d.box, d.score, d.upsample, d.angle, d.detector) for d in keep)
+    faces = tuple(FaceCrop(crop_face(gray, d.box, options.crop), d.box, d.score, d.upsample, d.angle, d.detector)
+                  for d in keep)
     return PictureResult(path, picture.label, faces, detected=len(detections), size=size)
 
 
