@@ -545,8 +545,7 @@ def run_child(frames_path: Path, config_path: str | None, fps: float, pace_path:
         ms.append({k: round(v, 4) for k, v in result.ms.items()})
         detected.append(bool(result.detected))
         # the detection threads' own CPU time of the rounds applied on this frame
-        scans = getattr(result, "scans", None) or ([result.scan] if getattr(result, "scan", None) else [])
-        scan_ms.append(round(sum(s.cpu_ms for s in scans), 4) if threaded else 0.0)
+        scan_ms.append(round(sum(s.cpu_ms for s in result.scans), 4) if threaded else 0.0)
     close = getattr(pipeline, "close", None)
     if close:
         close()

@@ -10,7 +10,7 @@ average mixes the views. A face first seen is classified before it is reported.
 still-picture cascade and all views, and no track runs from one picture into the next.
 
 Free of I/O, so the daemon and the benchmarks time exactly the same code. Per-stage times are the
-frame loop's own, in milliseconds; a detection thread's CPU time is in ``FrameResult.scan``.
+frame loop's own, in milliseconds; a detection thread's CPU time is in ``FrameResult.scans``.
 """
 from __future__ import annotations
 
@@ -58,9 +58,9 @@ class FrameResult:
     faces: tuple[FaceResult, ...]
     detected: bool            # whether a detection round's result was applied on this frame
     ms: dict[str, float]      # stage -> milliseconds of the frame loop
-    scan: ScanResult | None = None   # the (first) round applied on this frame, with its own CPU time
+    scans: tuple[ScanResult, ...] = ()   # the rounds applied on this frame, each with its own CPU time
+                                         # (two detection threads: up to two)
     ended: tuple[int, ...] = ()      # track ids that ended on this frame
-    scans: tuple[ScanResult, ...] = ()   # every round applied on this frame (two threads: up to two)
 
 
 class StageTimes:
@@ -173,8 +173,7 @@ class Pipeline:
                                         raw.get(t.track_id)))
         t4 = self.clock()
         ms = {"detect": (t1 - t0) * 1e3, "track": (t2 - t1) * 1e3, "crop": (t3 - t2) * 1e3, "classify": (t4 - t3) * 1e3}
-        return FrameResult(frame, tuple(faces), bool(scans), ms, scans[0] if scans else None, tuple(ended),
-                           tuple(scans))
+        return FrameResult(frame, tuple(faces), bool(scans), ms, tuple(scans), tuple(ended))
 
     def _detection_rounds(self, index: int, gray: np.ndarray) -> list[ScanResult]:
         """The rounds whose results are applied on this frame, oldest frame first.
@@ -258,4 +257,4 @@ class StillPipeline:
         t3 = self.clock()
         ended, self._previous = self._previous, tuple(f.track_id for f in faces)
         ms = {"detect": (t1 - t0) * 1e3, "track": 0.0, "crop": (t2 - t1) * 1e3, "classify": (t3 - t2) * 1e3}
-        return FrameResult(frame, tuple(faces), True, ms, None, ended)
+        return FrameResult(frame, tuple(faces), True, ms, ended=ended)
